@@ -1,0 +1,100 @@
+"""Execute the numbered notebooks with papermill: one place used by `./run_all.sh` and by the tests."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .paths import ROOT, check_scale
+
+NOTEBOOK_DIR = ROOT / "notebooks"
+KERNEL_NAME = "benthic"
+
+
+def numbered_notebooks(only: list[str] | None = None) -> list[Path]:
+    """Notebooks named `NN_*.ipynb` in order, optionally only those whose number or name is in `only`."""
+    books = sorted(p for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        wanted = [w.strip() for w in only if w.strip()]
+        books = [b for b in books if any(b.name.startswith(w) or b.stem == w for w in wanted)]
+        if not books:
+            raise SystemExit(f"no notebook matches --only {','.join(wanted)} in {NOTEBOOK_DIR}")
+    return books
+
+
+def parse_value(text: str) -> object:
+    """Turn a command-line parameter value into int, float, bool or None where it reads as one."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def execute(notebook: Path, out_dir: Path, parameters: dict, kernel: str = KERNEL_NAME,
+            progress: bool = True) -> Path:
+    """Run one notebook with papermill into `out_dir`; on failure raise with the failing cell named."""
+    import papermill as pm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / notebook.name
+    pm.execute_notebook(
+        str(notebook), str(output), parameters=parameters, kernel_name=kernel,
+        cwd=str(NOTEBOOK_DIR), progress_bar=progress, log_output=False,
+    )
+    return output
+
+
+def describe_failure(exc: BaseException, output: Path) -> str:
+    """One readable paragraph on a papermill failure: the cell number, the error and the executed copy."""
+    cell = getattr(exc, "exec_count", None) or getattr(exc, "cell_index", None)
+    ename = getattr(exc, "ename", type(exc).__name__)
+    evalue = getattr(exc, "evalue", str(exc))
+    where = f"cell {cell}" if cell is not None else "a cell"
+    return f"{where} raised {ename}: {evalue}\n  executed copy with the traceback: {output}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line of the runner: `python -m benthic.notebooks --scale quick --only 00,02 -p key value`."""
+    parser = argparse.ArgumentParser(description="Regenerate the tables and figures by executing the notebooks.")
+    parser.add_argument("--scale", default="quick", help="smoke, quick (CPU, minutes) or paper (GPU)")
+    parser.add_argument("--only", default="", help="comma-separated notebook numbers or names, e.g. 00,02")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="extra papermill parameter passed to every notebook")
+    parser.add_argument("--out", default=None, help="folder for executed copies (default executed/<scale>)")
+    parser.add_argument("--kernel", default=KERNEL_NAME)
+    args = parser.parse_args(argv)
+
+    scale = check_scale(args.scale)
+    books = numbered_notebooks(args.only.split(",") if args.only else None)
+    out_dir = Path(args.out) if args.out else ROOT / "executed" / scale
+    parameters = {"scale": scale, **{k: parse_value(v) for k, v in args.parameter}}
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    print(f"benthic: {len(books)} notebook(s) at scale {scale!r}; executed copies in {out_dir}", flush=True)
+    total = time.perf_counter()
+    for i, book in enumerate(books, 1):
+        print(f"[{i}/{len(books)}] {book.name} ...", flush=True)
+        start = time.perf_counter()
+        try:
+            execute(book, out_dir, parameters, kernel=args.kernel)
+        except Exception as exc:  # papermill raises PapermillExecutionError; anything else is reported too
+            print(f"FAILED {book.name} after {time.perf_counter() - start:.0f} s: "
+                  f"{describe_failure(exc, out_dir / book.name)}", file=sys.stderr, flush=True)
+            return 1
+        print(f"[{i}/{len(books)}] {book.name} done in {time.perf_counter() - start:.0f} s", flush=True)
+    print(f"benthic: all {len(books)} notebook(s) done in {time.perf_counter() - total:.0f} s; "
+          f"figures and tables in figures/{scale}/", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""The spine: safe paths under a data root, atomic writes, the notebook runner's parameter parsing."""
+
+import os
+
+import pytest
+
+from benthic import io, paths
+from benthic.notebooks import parse_value
+
+
+def test_safe_join_keeps_paths_under_root(tmp_path):
+    assert paths.safe_join(tmp_path, "ds/site/img.jpg") == (tmp_path / "ds/site/img.jpg").resolve()
+    for bad in ("../outside.jpg", "ds/../../x.jpg", "/etc/passwd"):
+        with pytest.raises(ValueError):
+            paths.safe_join(tmp_path, bad)
+
+
+def test_safe_join_refuses_symlink_escape(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "root"
+    root.mkdir()
+    os.symlink(outside, root / "link")
+    with pytest.raises(ValueError):
+        paths.safe_join(root, "link/secret.jpg")
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    target = tmp_path / "r.json"
+    io.write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert io.json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"], "temporary file left behind"
+
+
+def test_torch_checkpoint_round_trip_is_weights_only(tmp_path):
+    import torch
+
+    state = {"w": torch.arange(3.0), "epoch": 4, "name": "simclr"}
+    io.torch_save(state, tmp_path / "c.pt")
+    back = io.torch_load(tmp_path / "c.pt")
+    assert torch.equal(back["w"], state["w"]) and back["epoch"] == 4
+
+
+def test_parse_value():
+    assert parse_value("3") == 3 and parse_value("0.5") == 0.5
+    assert parse_value("true") is True and parse_value("None") is None and parse_value("x") == "x"
+
+
+def test_unknown_scale_is_refused():
+    with pytest.raises(ValueError, match="smoke, quick, paper"):
+        paths.check_scale("huge")
