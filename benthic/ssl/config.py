@@ -1,0 +1,122 @@
+"""Settings of an SSL run (one dataclass) and the per-scale presets `CONFIGS[scale][method]`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from ..paths import check_scale
+
+METHOD_NAMES = ("simclr", "mocov2", "simsiam", "byol", "barlow")
+PAPER_METHODS = ("simsiam", "simclr", "mocov2")  # the three of the label-free monitoring paper
+
+
+@dataclass(frozen=True)
+class SSLConfig:
+    """Everything that determines an SSL run's milestones (run-time-only fields are excluded from `key()`).
+
+    milestones: epochs with a checkpoint; empty -> 0, every `milestone_every` epochs, and `epochs`.
+    lr / weight_decay / head_width: None -> the method's defaults (SPEC A; papers for BYOL/Barlow).
+    train_subset: a stratified subset of the train split of that many images (None = all).
+    image_size: views are cropped straight to this size (downscaled CPU runs use 16 px)."""
+
+    method: str = "simclr"
+    dataset: str = "cifar10"
+    backbone: str = "resnet18_cifar"
+    epochs: int = 200
+    milestones: tuple[int, ...] = ()
+    milestone_every: int = 20
+    batch_size: int = 512
+    lr: float | None = None
+    weight_decay: float | None = None
+    momentum_range: tuple[float, float] = (0.85, 0.95)
+    head_width: int | None = None
+    image_size: int = 32
+    augment: str = "simclr_cifar"
+    train_subset: int | None = None
+    seed: int = 0
+    precision: str = "bf16"
+    channels_last: bool = True
+    scale: str = "paper"
+    compile: bool = False
+    device: str | None = None
+    progress: bool = True
+    RUNTIME_FIELDS = ("compile", "device", "progress")
+
+    def __post_init__(self):
+        if self.method not in METHOD_NAMES:
+            raise ValueError(f"unknown SSL method {self.method!r}: choose one of {', '.join(METHOD_NAMES)}")
+        if self.precision not in ("bf16", "fp32"):
+            raise ValueError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
+        if self.epochs < 1 or self.batch_size < 2:
+            raise ValueError(f"need epochs >= 1 and batch_size >= 2, got {self.epochs} and {self.batch_size}")
+        bad = [m for m in self.milestones if not 0 <= m <= self.epochs]
+        if bad:
+            raise ValueError(f"milestones {bad} fall outside 0..{self.epochs}")
+        check_scale(self.scale)
+        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        object.__setattr__(self, "momentum_range", tuple(self.momentum_range))
+
+    def milestone_epochs(self) -> tuple[int, ...]:
+        """Sorted epochs that get a checkpoint, always including 0 (init) and the last epoch."""
+        chosen = set(self.milestones) or set(range(0, self.epochs + 1, self.milestone_every))
+        return tuple(sorted(chosen | {0, self.epochs}))
+
+    def to_dict(self) -> dict:
+        """Plain dict (lists, numbers, strings) for checkpoints and results files."""
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SSLConfig":
+        """Inverse of to_dict; ignores unknown keys written by other versions."""
+        names = {f.name for f in fields(cls)}
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names}
+        return cls(**kw)
+
+    def key(self) -> str:
+        """Short hash of the settings that shape the result (the run folder's suffix)."""
+        d = {k: v for k, v in self.to_dict().items() if k not in self.RUNTIME_FIELDS}
+        d["milestones"] = list(self.milestone_epochs())
+        d.pop("milestone_every")
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+    def run_name(self) -> str:
+        """Readable run folder name: method-dataset-backbone-sSEED-KEY."""
+        return f"{self.method}-{self.dataset}-{self.backbone}-s{self.seed}-{self.key()}"
+
+
+def _paper(method: str) -> SSLConfig:
+    epochs = {"simclr": 1000, "simsiam": 800, "mocov2": 800, "byol": 800, "barlow": 800}[method]
+    return SSLConfig(method=method, epochs=epochs, milestone_every=20, scale="paper")
+
+
+# quick: 2-core CPU budget (~90 s per method incl. evaluation in notebook 01): small CNN on 16 px
+# views of a 10 000-image stratified CIFAR subset; dense early milestones. See notebooks/01.
+QUICK_MILESTONES = (0, 1, 2, 3, 5, 8, 12, 16, 20)
+
+
+def _quick(method: str) -> SSLConfig:
+    return SSLConfig(method=method, backbone="small_cnn", epochs=20, milestones=QUICK_MILESTONES, batch_size=256,
+                     head_width=512, image_size=16, train_subset=10_000, scale="quick")
+
+
+def _smoke(method: str) -> SSLConfig:
+    return SSLConfig(method=method, backbone="small_cnn", epochs=2, milestones=(0, 1, 2), batch_size=128,
+                     head_width=64, image_size=8, train_subset=512, scale="smoke")
+
+
+CONFIGS: dict[str, dict[str, SSLConfig]] = {
+    "smoke": {m: _smoke(m) for m in METHOD_NAMES},
+    "quick": {m: _quick(m) for m in METHOD_NAMES},
+    "paper": {m: _paper(m) for m in METHOD_NAMES},
+}
+
+
+def get_config(scale: str, method: str, **overrides) -> SSLConfig:
+    """The preset for (scale, method) with any fields overridden, e.g. dataset='cifar100'."""
+    check_scale(scale)
+    if method not in CONFIGS[scale]:
+        raise ValueError(f"unknown SSL method {method!r}: choose one of {', '.join(METHOD_NAMES)}")
+    return replace(CONFIGS[scale][method], **overrides)
