@@ -15,7 +15,7 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 BENTHICNET_MEAN = (0.359, 0.413, 0.386)
 BENTHICNET_STD = (0.219, 0.215, 0.209)
-_GRAY = (0.299, 0.587, 0.114)
+_GRAY = (0.2989, 0.587, 0.114)  # torchvision rgb_to_grayscale
 
 
 @dataclass(frozen=True)
