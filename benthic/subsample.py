@@ -1,0 +1,196 @@
+"""BenthicNet's spatial subsampling (per site: a target count scaled by pseudo-sites and sub-sites, images
+kept a minimum distance apart, the distance grown until under target, index fallback for duplicate
+coordinates) and a spatial train/test partition with a buffer between the partitions."""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.neighbors import BallTree
+from tqdm.auto import tqdm
+
+EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG), metres
+
+
+@dataclass(frozen=True)
+class SubsampleConfig:
+    """BenthicNet-1M settings: 250 images per site, 1.25 m doubled until under target, splits at 1000/500 m."""
+
+    target: int = 250               # images per site (per pseudo-site)
+    base_distance: float = 1.25     # first minimum distance tried, metres
+    growth: float = 2.0             # distance ladder: base * growth**k (1.25, 2.5, 5, 10, 20, 40 ...)
+    pseudo_site_gap: float = 1000.0  # consecutive images further apart start a new pseudo-site (+1 target)
+    sub_site_gap: float = 500.0     # ... or a new sub-site (+ sub_site_bonus * target)
+    sub_site_bonus: float = 0.5
+    allow_index: bool = True        # mostly-duplicate coordinates -> evenly spaced by index
+    candidate_cap: float = 8.0      # skip a rung early once along-track candidates exceed cap * target
+
+
+def haversine_m(lat1, lon1, lat2, lon2) -> np.ndarray:
+    """Great-circle distance in metres between points given in degrees (vectorised)."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dlat, dlon = p2 - p1, np.radians(np.asarray(lon2) - np.asarray(lon1))
+    a = np.sin(dlat / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlon / 2) ** 2
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def _midpoints(rad: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Great-circle midpoints (radians, [lat, lon]) of the pairs (k, k + 1)."""
+    lat, lon = rad[:, 0], rad[:, 1]
+    v = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
+    m = v[k] + v[k + 1]
+    return np.stack([np.arctan2(m[:, 2], np.hypot(m[:, 0], m[:, 1])), np.arctan2(m[:, 1], m[:, 0])], axis=1)
+
+
+def count_splits(rad: np.ndarray, steps: np.ndarray, gap: float, tree: BallTree | None = None) -> tuple[int, BallTree | None]:
+    """Number of true gaps > `gap` metres between consecutive images: a gap counts only when no image of
+    the site lies within 0.4 * gap of its midpoint (otherwise it is a mere re-ordering of the track)."""
+    k = np.flatnonzero(steps > gap)
+    if len(k) == 0:
+        return 0, tree
+    tree = tree if tree is not None else BallTree(rad, metric="haversine")
+    counts = tree.query_radius(_midpoints(rad, k), r=0.4 * gap / EARTH_RADIUS_M, count_only=True)
+    return int((counts == 0).sum()), tree
+
+
+def thin_track(rad: np.ndarray, along: list[float], distance: float, cap: int | None = None) -> np.ndarray | None:
+    """Indices kept at `distance` metres: walk the track keeping each image at least `distance` along-track
+    from the last kept one, then drop any kept image closer than `distance` (haversine) to an earlier kept
+    one. Returns None when more than `cap` along-track candidates appear (the rung is hopeless)."""
+    n = len(along)
+    cand = [0]
+    cur = 0
+    while True:
+        cur = bisect_left(along, along[cur] + distance, cur + 1)
+        if cur >= n:
+            break
+        cand.append(cur)
+        if cap is not None and len(cand) > cap:
+            return None
+    idx = np.asarray(cand, dtype=np.int64)
+    if len(idx) < 2:
+        return idx
+    pts = rad[idx]
+    nbrs, dists = BallTree(pts, metric="haversine").query_radius(pts, r=distance / EARTH_RADIUS_M,
+                                                                 return_distance=True)
+    keep = np.ones(len(idx), dtype=bool)
+    for i in range(len(idx)):
+        close = nbrs[i][(nbrs[i] < i) & (dists[i] * EARTH_RADIUS_M < distance)]
+        if len(close) and keep[close].any():
+            keep[i] = False
+    return idx[keep]
+
+
+def subsample_site(lat: np.ndarray, lon: np.ndarray, config: SubsampleConfig = SubsampleConfig()) -> tuple[np.ndarray, dict]:
+    """Positions kept in one site (images in track order) and a record of what was done and why."""
+    n = len(lat)
+    info = {"n_images": n, "n_pseudo_sites": 1, "n_sub_sites": 1, "target": config.target,
+            "method": "unchanged", "distance_m": 0.0, "n_unique_coords": n}
+    if n == 0:
+        return np.arange(0), {**info, "n_kept": 0}
+    if np.isnan(lat).any() or np.isnan(lon).any():
+        n_unique = 0
+    else:
+        n_unique = len(np.unique(np.stack([lat, lon], axis=1), axis=0))
+    info["n_unique_coords"] = n_unique
+    if n_unique == 0:  # no usable coordinates: only the index is left
+        target = config.target
+        spatial = False
+    else:
+        rad = np.radians(np.stack([lat, lon], axis=1))
+        steps = haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:])
+        n_pseudo, tree = count_splits(rad, steps, config.pseudo_site_gap)
+        n_sub, _ = count_splits(rad, steps, config.sub_site_gap, tree)
+        n_sub = max(n_sub, n_pseudo)
+        target = int(round(config.target * (1 + n_pseudo) + config.sub_site_bonus * config.target * (n_sub - n_pseudo)))
+        info.update(n_pseudo_sites=1 + n_pseudo, n_sub_sites=1 + n_sub, target=target)
+        spatial = not (config.allow_index and n_unique < target and n_unique * n_unique <= n)
+    if not spatial:
+        if n <= target:
+            return np.arange(n), {**info, "n_kept": n}
+        keep = np.unique(np.round(np.linspace(0, n - 1, target)).astype(np.int64))
+        return keep, {**info, "method": "index", "n_kept": len(keep)}
+    along = np.concatenate([[0.0], np.cumsum(steps)]).tolist()
+    distance = config.base_distance
+    cap = int(config.candidate_cap * target)
+    while True:
+        keep = thin_track(rad, along, distance, cap)
+        if keep is not None and len(keep) <= target:
+            method = "unchanged" if len(keep) == n else "spatial"
+            return keep, {**info, "method": method, "distance_m": distance, "n_kept": len(keep)}
+        distance *= config.growth
+
+
+def _site_codes(df: pd.DataFrame, site_columns: tuple[str, ...]) -> np.ndarray:
+    missing = [c for c in (*site_columns, "latitude", "longitude") if c not in df.columns]
+    if missing:
+        raise ValueError(f"catalogue lacks column(s) {missing}; has {list(df.columns)}")
+    codes = np.zeros(len(df), dtype=np.int64)
+    for col in site_columns:
+        c, uniques = pd.factorize(df[col], use_na_sentinel=False)
+        codes = codes * (len(uniques) + 1) + c
+    return pd.factorize(codes)[0]
+
+
+def spatial_subsample(df: pd.DataFrame, config: SubsampleConfig = SubsampleConfig(),
+                      site_columns: tuple[str, ...] = ("dataset", "site"), order_column: str | None = "datetime",
+                      progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Subsample a catalogue site by site (BenthicNet-1M procedure). Returns the kept rows (original order)
+    and one report row per site: images, unique coordinates, pseudo/sub-sites, target, method, distance, kept."""
+    codes = _site_codes(df, site_columns)
+    keys = [codes]
+    if order_column and order_column in df.columns:
+        keys.insert(0, pd.to_datetime(df[order_column], errors="coerce").to_numpy().astype("int64"))
+    order = np.lexsort([np.arange(len(df))] + keys)  # by site, then time, then file order
+    lat = pd.to_numeric(df["latitude"], errors="coerce").to_numpy(np.float64)[order]
+    lon = pd.to_numeric(df["longitude"], errors="coerce").to_numpy(np.float64)[order]
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(df)]])
+    kept, records = [], []
+    first_rows = order[starts]
+    for s, e in tqdm(zip(starts, ends), total=len(starts), desc="subsampling sites", disable=not progress,
+                     mininterval=1.0):
+        keep, info = subsample_site(lat[s:e], lon[s:e], config)
+        kept.append(order[s:e][keep])
+        records.append(info)
+    report = pd.DataFrame(records)
+    for col in reversed(site_columns):
+        report.insert(0, col, df[col].to_numpy()[first_rows])
+    rows = np.sort(np.concatenate(kept)) if kept else np.arange(0)
+    return df.iloc[rows], report
+
+
+def spatial_partition(df: pd.DataFrame, test_fraction: float = 0.2, buffer_m: float = 50.0,
+                      block_m: float = 1000.0, seed: int = 0) -> np.ndarray:
+    """'train' / 'test' / 'excluded' per row: random blocks of about `block_m` metres go to test until
+    `test_fraction` of rows, then test rows within `buffer_m` of any training row are excluded."""
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    lat = pd.to_numeric(df["latitude"], errors="coerce").to_numpy(np.float64)
+    lon = pd.to_numeric(df["longitude"], errors="coerce").to_numpy(np.float64)
+    if np.isnan(lat).any() or np.isnan(lon).any():
+        bad = int(np.flatnonzero(np.isnan(lat) | np.isnan(lon))[0])
+        raise ValueError(f"row {bad}: latitude/longitude missing; drop rows without coordinates before partitioning")
+    deg = block_m / 111_320.0
+    by = np.floor(lat / deg)
+    bx = np.floor(lon * np.cos(np.radians((by + 0.5) * deg)) / deg)
+    block = np.unique(np.stack([by, bx], axis=1), axis=0, return_inverse=True)[1].ravel()
+    counts = np.bincount(block)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(counts))
+    cum = np.cumsum(counts[perm])
+    n_test_blocks = int(np.searchsorted(cum, test_fraction * len(df))) + 1
+    is_test_block = np.zeros(len(counts), dtype=bool)
+    is_test_block[perm[:min(n_test_blocks, len(counts) - 1)]] = True
+    test = is_test_block[block]
+    out = np.where(test, "test", "train").astype(object)
+    if test.any() and (~test).any():
+        rad = np.radians(np.stack([lat, lon], axis=1))
+        dist, _ = BallTree(rad[~test], metric="haversine").query(rad[test], k=1)
+        near = dist[:, 0] * EARTH_RADIUS_M < buffer_m
+        out[np.flatnonzero(test)[near]] = "excluded"
+    return out

@@ -1,0 +1,132 @@
+"""Spatial subsampling and partition: minimum distances, targets, splits and fallbacks against brute force."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics.pairwise import haversine_distances
+
+from benthic.data.synthetic import synthetic_catalogue
+from benthic.subsample import (EARTH_RADIUS_M, SubsampleConfig, haversine_m, spatial_partition,
+                               spatial_subsample, subsample_site, thin_track)
+
+M_PER_DEG = np.pi * EARTH_RADIUS_M / 180
+
+
+def pairwise_m(lat, lon):
+    """All-pairs great-circle distances in metres, by scikit-learn (independent of the module's code)."""
+    return haversine_distances(np.radians(np.stack([lat, lon], axis=1))) * EARTH_RADIUS_M
+
+
+def line(metres, lat0=10.0, lon0=20.0):
+    """Points along a meridian at the given along-track positions (metres)."""
+    return lat0 + np.asarray(metres, dtype=float) / M_PER_DEG, np.full(len(metres), lon0)
+
+
+@pytest.fixture(scope="module")
+def catalogue():
+    return synthetic_catalogue(30_000, seed=11, mean_site_size=1500)
+
+
+@pytest.fixture(scope="module")
+def result(catalogue):
+    return spatial_subsample(catalogue, progress=False)
+
+
+def test_haversine_matches_scikit_learn():
+    rng = np.random.default_rng(0)
+    lat, lon = rng.uniform(-80, 80, 50), rng.uniform(-180, 180, 50)
+    np.testing.assert_allclose(haversine_m(lat[:, None], lon[:, None], lat[None], lon[None]), pairwise_m(lat, lon),
+                               rtol=1e-9, atol=1e-6)
+
+
+def test_straight_track_by_hand():
+    lat, lon = line(np.arange(1000) * 1.0001)
+    keep, info = subsample_site(lat, lon)
+    # 1.25 m keeps every 2nd (500 > 250), 2.5 m every 3rd (334 > 250), 5 m every 5th: 200 <= 250
+    assert info["distance_m"] == 5.0 and info["method"] == "spatial"
+    np.testing.assert_array_equal(keep, np.arange(0, 1000, 5))
+
+
+def test_sub_sites_and_pseudo_sites_raise_the_target():
+    base = np.arange(400) * 2.0
+    for jump, n_pseudo, n_sub, target in ((0, 1, 1, 250), (700, 1, 2, 375), (1500, 2, 2, 500)):
+        metres = np.concatenate([base, base[-1] + jump + base]) if jump else np.concatenate([base, base[-1] + 2 + base])
+        _, info = subsample_site(*line(metres))
+        assert (info["n_pseudo_sites"], info["n_sub_sites"], info["target"]) == (n_pseudo, n_sub, target)
+    # a jump across ground the track covers anyway (re-ordered track) is not a sub-site
+    metres = np.concatenate([np.arange(0, 600), np.arange(1200, 600, -1)]).astype(float)
+    _, info = subsample_site(*line(metres))
+    assert info["n_sub_sites"] == 1 and info["target"] == 250
+
+
+def test_every_kept_pair_respects_the_chosen_distance(catalogue, result):
+    kept, report = result
+    assert (report["method"] == "spatial").sum() >= 5
+    for (ds, site), group in kept.groupby(["dataset", "site"], observed=True):
+        row = report[(report["dataset"] == ds) & (report["site"] == site)].iloc[0]
+        if row["method"] != "spatial":
+            continue
+        d = pairwise_m(group["latitude"].to_numpy(), group["longitude"].to_numpy())
+        np.fill_diagonal(d, np.inf)
+        assert d.min() >= row["distance_m"] - 1e-6, (site, d.min(), row["distance_m"])
+
+
+def test_target_respected_and_distance_is_the_smallest_that_works(catalogue, result):
+    kept, report = result
+    assert (report["n_kept"] <= report["target"]).all()
+    assert report["n_kept"].sum() == len(kept) and report["n_images"].sum() == len(catalogue)
+    assert set(report["distance_m"][report["method"] == "spatial"]) <= {1.25 * 2**k for k in range(20)}
+    cfg = SubsampleConfig()
+    for _, row in report[(report["method"] == "spatial") & (report["distance_m"] > cfg.base_distance)].head(4).iterrows():
+        site = catalogue[(catalogue["dataset"] == row["dataset"]) & (catalogue["site"] == row["site"])].sort_values("datetime")
+        lat, lon = site["latitude"].to_numpy(), site["longitude"].to_numpy()
+        rad = np.radians(np.stack([lat, lon], axis=1))
+        along = np.concatenate([[0.0], np.cumsum(haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:]))]).tolist()
+        smaller = thin_track(rad, along, row["distance_m"] / cfg.growth)  # no cap: the full count
+        assert len(smaller) > row["target"]
+
+
+def test_duplicate_coordinate_site_is_subsampled_by_index():
+    rng = np.random.default_rng(1)
+    n = 1000
+    spots = rng.uniform(0, 50, 10)  # 10 distinct positions for 1000 images
+    lat, lon = line(np.repeat(spots, n // 10))
+    keep, info = subsample_site(lat, lon)
+    assert info["method"] == "index" and info["n_unique_coords"] == 10
+    np.testing.assert_array_equal(keep, np.unique(np.round(np.linspace(0, n - 1, 250)).astype(int)))
+    # the synthetic catalogue's duplicate sites take the same route
+    _, report = spatial_subsample(synthetic_catalogue(20_000, seed=2, duplicate_site_fraction=0.2), progress=False)
+    assert (report["method"] == "index").any()
+    assert (report.loc[report["method"] == "index", "n_kept"] <= 250).all()
+
+
+def test_deterministic_and_independent_of_row_order(catalogue, result):
+    kept, report = result
+    again, report2 = spatial_subsample(catalogue, progress=False)
+    pd.testing.assert_frame_equal(kept, again)
+    shuffled = catalogue.sample(frac=1.0, random_state=0)
+    kept3, _ = spatial_subsample(shuffled, progress=False)
+    assert set(kept3["image"]) == set(kept["image"])
+
+
+def test_missing_columns_are_named():
+    with pytest.raises(ValueError, match="latitude"):
+        spatial_subsample(pd.DataFrame({"dataset": ["a"], "site": ["b"], "longitude": [1.0]}), progress=False)
+
+
+def test_partition_keeps_test_away_from_train_brute_force():
+    cat = synthetic_catalogue(6000, seed=4, mean_site_size=300)
+    part = spatial_partition(cat, test_fraction=0.25, buffer_m=50.0, block_m=200.0, seed=0)
+    assert set(part) <= {"train", "test", "excluded"}
+    test, train = cat[part == "test"], cat[part == "train"]
+    assert len(test) > 0.1 * len(cat) and len(train) > 0.5 * len(cat)
+    d = haversine_distances(np.radians(test[["latitude", "longitude"]].to_numpy()),
+                            np.radians(train[["latitude", "longitude"]].to_numpy())) * EARTH_RADIUS_M
+    assert d.min() >= 50.0
+    # every excluded row was within the buffer of training data
+    ex = cat[part == "excluded"]
+    if len(ex):
+        de = haversine_distances(np.radians(ex[["latitude", "longitude"]].to_numpy()),
+                                 np.radians(train[["latitude", "longitude"]].to_numpy())) * EARTH_RADIUS_M
+        assert (de.min(axis=1) < 50.0).all()
+    np.testing.assert_array_equal(part, spatial_partition(cat, test_fraction=0.25, buffer_m=50.0, block_m=200.0, seed=0))
