@@ -1,0 +1,210 @@
+"""Metrics of an embedding matrix, as plain functions on arrays: the label-free monitoring paper's
+(UMAP to 3-d, cosine k-means, AMI, silhouette, 3-d histogram entropy) and the spectral ones beside
+them (RankMe, alpha-ReQ, singular values).
+
+Choices where the paper is vague (also stated in notebook 02):
+- UMAP: umap-learn, n_neighbors 50, min_dist 0.1 (its default), seeded. A seed makes umap-learn's
+  layout optimisation single-threaded; we keep it (reproducible milestones) and win the time back
+  with an exact k-nearest-neighbour graph computed by torch (`knn="exact"`), which is deterministic
+  and multi-threaded. `benchmarks/metrics_speed.py` times the variants.
+- Cosine k-means: rows are L2-normalised, then scikit-learn's KMeans (Euclidean, k-means++, n_init 10)
+  runs on the unit sphere. On unit vectors ||x - c||^2 = 2 - 2 cos(x, c) for unit c, so this is the
+  usual approximation of spherical k-means (centroids are means, not re-normalised). Rows of norm
+  0 have no direction: ValueError.
+- Entropy: natural log (nats). Bins of width `bin_width * std_i` per dimension, anchored at the
+  minimum of each dimension; probabilities = counts / N. A dimension with zero spread is one bin.
+- RankMe: no centring (Garrido et al. 2023). alpha-ReQ and `singular_values`: centred embeddings.
+
+Degenerate input raises ValueError with the reason (non-finite rows, fewer samples than k or than
+UMAP's neighbours, a single label for a silhouette, constant embeddings for UMAP); the monitoring
+layer turns those into NaN with the reason in a `notes` column.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+EXACT_SILHOUETTE_MAX = 10_000  # above this many samples, silhouettes use a seeded sample of this size
+
+
+def check_embeddings(z: np.ndarray, name: str = "embeddings", min_rows: int = 2) -> np.ndarray:
+    """`z` as a float 2-d array, or ValueError naming non-finite rows or a wrong shape."""
+    z = np.asarray(z)
+    if z.ndim != 2:
+        raise ValueError(f"{name} must be a 2-d array (samples, features), got shape {z.shape}")
+    if len(z) < min_rows:
+        raise ValueError(f"{name} has {len(z)} rows; need at least {min_rows}")
+    if not np.issubdtype(z.dtype, np.floating):
+        z = z.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(z).all(axis=1))
+    if len(bad):
+        raise ValueError(f"{name} has {len(bad)} row(s) with NaN or inf (first: {bad[:5].tolist()}); "
+                         f"drop them or check the encoder for divergence")
+    return z
+
+
+def _check_labels(labels: np.ndarray, n: int, name: str) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {labels.shape}")
+    return labels
+
+
+def exact_knn(z: np.ndarray, k: int, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours (self included first) by Euclidean distance, with torch in chunks:
+    (indices int64 (N, k), distances float32 (N, k)). Deterministic and multi-threaded."""
+    import torch
+
+    z = check_embeddings(z)
+    if k > len(z):
+        raise ValueError(f"k={k} neighbours requested from {len(z)} samples")
+    x = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
+    sq = (x * x).sum(1)
+    idx_out, dist_out = [], []
+    for start in range(0, len(x), chunk):
+        q = x[start:start + chunk]
+        d2 = (sq[start:start + chunk, None] - 2 * q @ x.T + sq[None, :]).clamp_min_(0)
+        rows = torch.arange(len(q))
+        d2[rows, rows + start] = -1.0  # each point is its own first neighbour, as umap-learn expects
+        dist, idx = torch.topk(d2, k, dim=1, largest=False, sorted=True)
+        dist[:, 0] = 0.0
+        idx_out.append(idx)
+        dist_out.append(dist.sqrt())
+    return torch.cat(idx_out).numpy().astype(np.int64), torch.cat(dist_out).numpy()
+
+
+def umap_3d(z: np.ndarray, n_neighbors: int = 50, seed: int | None = 0, n_components: int = 3,
+            knn: str = "exact", n_epochs: int | None = None) -> np.ndarray:
+    """UMAP projection of `z` to `n_components` dimensions (paper: 3-d, 50 neighbours).
+    seed=None runs umap-learn multi-threaded and non-deterministic; knn='exact' feeds umap-learn an
+    exact torch kNN graph, knn='umap' lets it build its own (exact below 4096 rows, NN-descent above). n_epochs=None: umap-learn's default (500 up to
+    10 000 rows, 200 above)."""
+    import umap
+
+    z = check_embeddings(z)
+    if len(z) <= n_neighbors:
+        raise ValueError(f"UMAP with n_neighbors={n_neighbors} needs more than {n_neighbors} samples, got {len(z)}")
+    if len(np.unique(z, axis=0)) <= n_components + 1:
+        raise ValueError(f"embeddings have {len(np.unique(z, axis=0))} distinct row(s): too few for a "
+                         f"{n_components}-d UMAP (constant or collapsed embeddings)")
+    if knn not in ("exact", "umap"):
+        raise ValueError(f"knn must be 'exact' or 'umap', got {knn!r}")
+    kwargs = {}
+    if knn == "exact":
+        indices, dists = exact_knn(z, n_neighbors)
+        kwargs["precomputed_knn"] = (indices, dists)
+    reducer = umap.UMAP(n_neighbors=n_neighbors, n_components=n_components, random_state=seed,
+                        n_jobs=1 if seed is not None else -1, n_epochs=n_epochs, **kwargs)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*knn_search_index.*")
+        warnings.filterwarnings("ignore", message=".*n_jobs.*overridden.*")
+        out = reducer.fit_transform(z.astype(np.float32, copy=False))
+    return np.asarray(out, dtype=np.float32)
+
+
+def kmeans_cosine(z: np.ndarray, k: int, seed: int = 0, n_init: int = 10) -> np.ndarray:
+    """Cluster labels (N,) of k-means with cosine distance: L2-normalise the rows, then scikit-learn
+    KMeans. Fewer distinct points than k leaves some clusters empty (labels use fewer than k values)."""
+    from sklearn.cluster import KMeans
+
+    z = check_embeddings(z)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if len(z) < k:
+        raise ValueError(f"k-means with k={k} needs at least {k} samples, got {len(z)}")
+    norms = np.linalg.norm(z, axis=1)
+    zero = np.flatnonzero(norms == 0)
+    if len(zero):
+        raise ValueError(f"{len(zero)} row(s) have norm 0, so no cosine direction (first: {zero[:5].tolist()})")
+    unit = z / norms[:, None]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Number of distinct clusters")  # duplicates: defined above
+        model = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(unit)
+    return model.labels_.astype(np.int64)
+
+
+def ami(labels_a: np.ndarray, labels_b: np.ndarray) -> float:
+    """Adjusted mutual information (scikit-learn, arithmetic normalisation) between two labellings."""
+    from sklearn.metrics import adjusted_mutual_info_score
+
+    labels_a = np.asarray(labels_a)
+    _check_labels(labels_b, len(labels_a), "labels_b")
+    if len(labels_a) == 0:
+        raise ValueError("AMI of empty labellings is undefined")
+    return float(adjusted_mutual_info_score(labels_a, labels_b))
+
+
+def silhouette(z: np.ndarray, labels: np.ndarray, sample_size: int | None = EXACT_SILHOUETTE_MAX,
+               seed: int = 0) -> float:
+    """Mean silhouette (scikit-learn, Euclidean) of `labels` as clusters of `z`. Above `sample_size`
+    rows, a seeded random sample of that size is used (scikit-learn's `sample_size`); None = exact."""
+    from sklearn.metrics import silhouette_score
+
+    z = check_embeddings(z)
+    labels = _check_labels(labels, len(z), "labels")
+    n_labels = len(np.unique(labels))
+    if not 2 <= n_labels <= len(z) - 1:
+        raise ValueError(f"silhouette needs 2 to n_samples - 1 = {len(z) - 1} distinct labels, got {n_labels}")
+    size = sample_size if sample_size is not None and len(z) > sample_size else None
+    if size is not None:  # the sample itself must hold 2..size-1 labels too
+        picked = np.random.RandomState(seed).permutation(len(z))[:size]
+        if not 2 <= len(np.unique(labels[picked])) <= size - 1:
+            raise ValueError(f"the silhouette sample of {size} rows holds fewer than 2 labels")
+    return float(silhouette_score(z, labels, metric="euclidean", sample_size=size, random_state=seed))
+
+
+def entropy_3d(z3: np.ndarray, bin_width: float = 0.4) -> float:
+    """Entropy in nats of the histogram of `z3` with bins `bin_width * std_i` wide in each dimension
+    (paper: 0.4, 0.8 for supervised ImageNet models), p = counts / N. Works for any number of dims."""
+    z3 = check_embeddings(z3, "z3", min_rows=1)
+    if bin_width <= 0:
+        raise ValueError(f"bin_width must be positive, got {bin_width}")
+    width = bin_width * z3.std(axis=0)
+    offset = z3 - z3.min(axis=0)
+    safe = np.where(width > 0, width, 1.0)
+    bins = np.where(width > 0, np.floor(offset / safe), 0).astype(np.int64)
+    _, counts = np.unique(bins, axis=0, return_counts=True)
+    p = counts / len(z3)
+    return float(-(p * np.log(p)).sum())
+
+
+def singular_values(z: np.ndarray, center: bool = True) -> np.ndarray:
+    """Singular values of the (column-centred) embedding matrix, descending: the spectrum whose fast
+    decay to zero shows dimensional collapse (Jing et al. 2022)."""
+    z = check_embeddings(z).astype(np.float64)
+    if center:
+        z = z - z.mean(axis=0)
+    return np.linalg.svd(z, compute_uv=False)
+
+
+def rankme(z: np.ndarray, eps: float = 1e-7) -> float:
+    """RankMe (Garrido et al. 2023): exp of the entropy of p_k = s_k / sum(s) + eps, s the singular
+    values of the (uncentred) embedding matrix; between 1 and min(N, D) (+ an eps-sized excess)."""
+    s = singular_values(z, center=False)
+    total = s.sum()
+    if total <= 0:
+        raise ValueError("RankMe of an all-zero embedding matrix is undefined")
+    p = s / total + eps
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def alpha_req(z: np.ndarray, fit_range: tuple[int, int | None] = (1, None), rel_tol: float = 1e-10) -> float:
+    """alpha-ReQ (Agrawal et al. 2022): minus the slope of a least-squares line through
+    (log k, log lambda_k), lambda the covariance eigenvalues, over ranks fit_range = (first, last)
+    inclusive, 1-based; last=None means the last eigenvalue above rel_tol * lambda_1 (numerical zeros
+    are left out). Larger alpha = faster decay = fewer effective dimensions."""
+    z = check_embeddings(z, min_rows=3)
+    eig = singular_values(z, center=True) ** 2 / (len(z) - 1)
+    if eig[0] <= 0:
+        raise ValueError("alpha-ReQ of constant embeddings is undefined (all covariance eigenvalues are 0)")
+    usable = int((eig > rel_tol * eig[0]).sum())
+    first, last = fit_range
+    last = usable if last is None else min(last, usable)
+    if first < 1 or last - first + 1 < 2:
+        raise ValueError(f"alpha-ReQ needs at least 2 non-zero eigenvalues in ranks {fit_range}; "
+                         f"{usable} are above {rel_tol} * the largest")
+    ranks = np.arange(first, last + 1)
+    slope = np.polyfit(np.log(ranks), np.log(eig[first - 1:last]), 1)[0]
+    return float(-slope)
