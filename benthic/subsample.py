@@ -26,7 +26,6 @@ class SubsampleConfig:
     sub_site_gap: float = 500.0     # ... or a new sub-site (+ sub_site_bonus * target)
     sub_site_bonus: float = 0.5
     allow_index: bool = True        # mostly-duplicate coordinates -> evenly spaced by index
-    candidate_cap: float = 8.0      # skip a rung early once along-track candidates exceed cap * target
 
 
 def haversine_m(lat1, lon1, lat2, lon2) -> np.ndarray:
@@ -56,32 +55,86 @@ def count_splits(rad: np.ndarray, steps: np.ndarray, gap: float, tree: BallTree 
     return int((counts == 0).sum()), tree
 
 
-def thin_track(rad: np.ndarray, along: list[float], distance: float, cap: int | None = None) -> np.ndarray | None:
-    """Indices kept at `distance` metres: walk the track keeping each image at least `distance` along-track
-    from the last kept one, then drop any kept image closer than `distance` (haversine) to an earlier kept
-    one. Returns None when more than `cap` along-track candidates appear (the rung is hopeless)."""
-    n = len(along)
-    cand = [0]
+class Track:
+    """One site's images in track order, prepared for thinning: cumulative along-track metres and unit
+    vectors (3-D chords are monotone in great-circle distance, so a 3-D grid finds every close pair)."""
+
+    def __init__(self, lat: np.ndarray, lon: np.ndarray):
+        steps = haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:])
+        self.along: list[float] = np.concatenate([[0.0], np.cumsum(steps)]).tolist()
+        p, q = np.radians(lat), np.radians(lon)
+        self.xyz = np.stack([np.cos(p) * np.cos(q), np.cos(p) * np.sin(q), np.sin(p)], axis=1)
+        self.points: list[tuple[float, float, float]] = list(map(tuple, self.xyz.tolist()))
+
+    def __len__(self) -> int:
+        return len(self.along)
+
+
+def thin_track(track: Track, distance: float, cap: int | None = None) -> np.ndarray | None:
+    """Indices kept at `distance` metres: walk the track, take the first image at least `distance` along
+    the track from the last kept one, skipping on while it lies within `distance` (great circle) of any
+    kept image. Every kept pair is then >= `distance` apart. None once more than `cap` are kept."""
+    n = len(track)
+    along, pts = track.along, track.points
+    chord = 2.0 * np.sin(distance / (2.0 * EARTH_RADIUS_M))  # unit-sphere chord of `distance`
+    chord2 = chord * chord
+    grid: dict[tuple[int, int, int], list[int]] = {}
+
+    def cell(i: int) -> tuple[int, int, int]:
+        x, y, z = pts[i]
+        return (int(x // chord), int(y // chord), int(z // chord))
+
+    def conflicts(i: int) -> bool:
+        x, y, z = pts[i]
+        cx, cy, cz = int(x // chord), int(y // chord), int(z // chord)
+        for a in (cx - 1, cx, cx + 1):
+            for b in (cy - 1, cy, cy + 1):
+                for c in (cz - 1, cz, cz + 1):
+                    for k in grid.get((a, b, c), ()):
+                        u, v, w = pts[k]
+                        if (x - u) ** 2 + (y - v) ** 2 + (z - w) ** 2 < chord2:
+                            return True
+        return False
+
+    kept = [0]
+    grid[cell(0)] = [0]
     cur = 0
     while True:
-        cur = bisect_left(along, along[cur] + distance, cur + 1)
-        if cur >= n:
+        j = bisect_left(along, along[cur] + distance, cur + 1)
+        while j < n and conflicts(j):
+            j += 1
+        if j >= n:
             break
-        cand.append(cur)
-        if cap is not None and len(cand) > cap:
+        kept.append(j)
+        grid.setdefault(cell(j), []).append(j)
+        cur = j
+        if cap is not None and len(kept) > cap:
             return None
-    idx = np.asarray(cand, dtype=np.int64)
-    if len(idx) < 2:
-        return idx
-    pts = rad[idx]
-    nbrs, dists = BallTree(pts, metric="haversine").query_radius(pts, r=distance / EARTH_RADIUS_M,
-                                                                 return_distance=True)
-    keep = np.ones(len(idx), dtype=bool)
-    for i in range(len(idx)):
-        close = nbrs[i][(nbrs[i] < i) & (dists[i] * EARTH_RADIUS_M < distance)]
-        if len(close) and keep[close].any():
-            keep[i] = False
-    return idx[keep]
+    return np.asarray(kept, dtype=np.int64)
+
+
+def _choose_distance(track: Track, target: int, config: SubsampleConfig) -> tuple[float, np.ndarray]:
+    """Smallest rung of the ladder base * growth**k keeping <= target images (its half keeps more).
+
+    A walk at distance d keeps at most L/d + 1 images (L the track length), so the rung where that bound
+    meets the target surely works; rungs below it are tried downwards until one keeps too many."""
+    base, growth = config.base_distance, config.growth
+    total = track.along[-1]
+    if total / base + 1 <= target:
+        k = 0
+    elif target < 2:  # one image: any distance beyond the track length
+        k = int(np.ceil(np.log(total / base) / np.log(growth))) + 1
+    else:
+        k = int(np.ceil(np.log(total / (base * (target - 1))) / np.log(growth)))
+    while k > 0 and total / (base * growth ** (k - 1)) + 1 <= target:  # guard against rounding
+        k -= 1
+    best = thin_track(track, base * growth**k)
+    while k > 0:
+        trial = thin_track(track, base * growth ** (k - 1), cap=target)
+        if trial is None:
+            break
+        k, best = k - 1, trial
+    return base * growth**k, best
 
 
 def subsample_site(lat: np.ndarray, lon: np.ndarray, config: SubsampleConfig = SubsampleConfig()) -> tuple[np.ndarray, dict]:
@@ -91,15 +144,12 @@ def subsample_site(lat: np.ndarray, lon: np.ndarray, config: SubsampleConfig = S
             "method": "unchanged", "distance_m": 0.0, "n_unique_coords": n}
     if n == 0:
         return np.arange(0), {**info, "n_kept": 0}
-    if np.isnan(lat).any() or np.isnan(lon).any():
-        n_unique = 0
-    else:
-        n_unique = len(np.unique(np.stack([lat, lon], axis=1), axis=0))
+    has_coords = not (np.isnan(lat).any() or np.isnan(lon).any())
+    n_unique = len(np.unique(lat + 1j * lon)) if has_coords else 0
     info["n_unique_coords"] = n_unique
-    if n_unique == 0:  # no usable coordinates: only the index is left
-        target = config.target
-        spatial = False
-    else:
+    target = config.target
+    spatial = False
+    if has_coords:
         rad = np.radians(np.stack([lat, lon], axis=1))
         steps = haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:])
         n_pseudo, tree = count_splits(rad, steps, config.pseudo_site_gap)
@@ -108,20 +158,14 @@ def subsample_site(lat: np.ndarray, lon: np.ndarray, config: SubsampleConfig = S
         target = int(round(config.target * (1 + n_pseudo) + config.sub_site_bonus * config.target * (n_sub - n_pseudo)))
         info.update(n_pseudo_sites=1 + n_pseudo, n_sub_sites=1 + n_sub, target=target)
         spatial = not (config.allow_index and n_unique < target and n_unique * n_unique <= n)
-    if not spatial:
+    if not spatial:  # no usable coordinates, or mostly duplicates: evenly spaced by index
         if n <= target:
             return np.arange(n), {**info, "n_kept": n}
         keep = np.unique(np.round(np.linspace(0, n - 1, target)).astype(np.int64))
         return keep, {**info, "method": "index", "n_kept": len(keep)}
-    along = np.concatenate([[0.0], np.cumsum(steps)]).tolist()
-    distance = config.base_distance
-    cap = int(config.candidate_cap * target)
-    while True:
-        keep = thin_track(rad, along, distance, cap)
-        if keep is not None and len(keep) <= target:
-            method = "unchanged" if len(keep) == n else "spatial"
-            return keep, {**info, "method": method, "distance_m": distance, "n_kept": len(keep)}
-        distance *= config.growth
+    distance, keep = _choose_distance(Track(lat, lon), target, config)
+    method = "unchanged" if len(keep) == n else "spatial"
+    return keep, {**info, "method": method, "distance_m": distance, "n_kept": len(keep)}
 
 
 def _site_codes(df: pd.DataFrame, site_columns: tuple[str, ...]) -> np.ndarray:

@@ -7,7 +7,7 @@ from sklearn.metrics.pairwise import haversine_distances
 
 from benthic.data.synthetic import synthetic_catalogue
 from benthic.subsample import (EARTH_RADIUS_M, SubsampleConfig, haversine_m, spatial_partition,
-                               spatial_subsample, subsample_site, thin_track)
+                               spatial_subsample, subsample_site, thin_track, Track)
 
 M_PER_DEG = np.pi * EARTH_RADIUS_M / 180
 
@@ -80,9 +80,7 @@ def test_target_respected_and_distance_is_the_smallest_that_works(catalogue, res
     for _, row in report[(report["method"] == "spatial") & (report["distance_m"] > cfg.base_distance)].head(4).iterrows():
         site = catalogue[(catalogue["dataset"] == row["dataset"]) & (catalogue["site"] == row["site"])].sort_values("datetime")
         lat, lon = site["latitude"].to_numpy(), site["longitude"].to_numpy()
-        rad = np.radians(np.stack([lat, lon], axis=1))
-        along = np.concatenate([[0.0], np.cumsum(haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:]))]).tolist()
-        smaller = thin_track(rad, along, row["distance_m"] / cfg.growth)  # no cap: the full count
+        smaller = thin_track(Track(lat, lon), row["distance_m"] / cfg.growth)  # no cap: the full count
         assert len(smaller) > row["target"]
 
 
@@ -130,3 +128,16 @@ def test_partition_keeps_test_away_from_train_brute_force():
                                  np.radians(train[["latitude", "longitude"]].to_numpy())) * EARTH_RADIUS_M
         assert (de.min(axis=1) < 50.0).all()
     np.testing.assert_array_equal(part, spatial_partition(cat, test_fraction=0.25, buffer_m=50.0, block_m=200.0, seed=0))
+
+
+def test_track_that_doubles_back_keeps_pairs_apart():
+    """Out and back along one line 0.5 m apart: along-track spacing alone would keep overlapping images."""
+    out = np.arange(0, 600.0, 1.0)
+    lat = np.concatenate([line(out)[0], line(out[::-1])[0]])
+    lon = np.concatenate([np.full(len(out), 20.0), np.full(len(out), 20.0 + 0.5 / (M_PER_DEG * np.cos(np.radians(10))))])
+    keep, info = subsample_site(lat, lon)
+    d = pairwise_m(lat[keep], lon[keep])
+    np.fill_diagonal(d, np.inf)
+    assert info["method"] == "spatial" and len(keep) <= info["target"]
+    assert d.min() >= info["distance_m"] - 1e-6
+    assert (keep >= len(out)).sum() <= 2  # the return leg re-visits kept ground: (almost) nothing new kept
