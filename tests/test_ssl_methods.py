@@ -157,3 +157,18 @@ def test_paper_heads():
     assert shapes(moco.projection) == [(2048, 128), (128, 2048)] and moco.queue.shape == (4096, 128)
     assert (SimCLR.lr, SimCLR.weight_decay, SimCLR.temperature) == (0.5, 1e-4, 0.5)
     assert (SimSiam.lr, SimSiam.weight_decay, MoCoV2.lr, MoCoV2.weight_decay) == (0.06, 5e-4, 0.06, 5e-4)
+
+
+def test_barlow_loss_by_hand():
+    from benthic.ssl.barlow import BarlowTwins
+
+    torch.manual_seed(3)
+    z1, z2 = torch.randn(6, 4), torch.randn(6, 4)
+    n1 = (z1 - z1.mean(0)) / torch.sqrt(z1.var(0, unbiased=False) + 1e-5)
+    n2 = (z2 - z2.mean(0)) / torch.sqrt(z2.var(0, unbiased=False) + 1e-5)
+    c = n1.t() @ n2 / 6
+    expected = sum((1 - c[i, i]) ** 2 for i in range(4)) + 5e-3 * sum(c[i, j] ** 2 for i in range(4) for j in range(4) if i != j)
+    model = BarlowTwins(small_cnn((8, 8, 8, 8)), width=4)
+    model.projection = torch.nn.Identity()
+    model.backbone = torch.nn.Identity()
+    assert model(z1, z2).item() == pytest.approx(float(expected), rel=1e-5)

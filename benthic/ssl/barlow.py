@@ -1,14 +1,22 @@
-"""Barlow Twins (Zbontar et al. 2021; BenthicNet's method): 3-layer projector of width 8192,
-cross-correlation loss with lambda 5e-3, the correlation matrix summed across processes."""
+"""Barlow Twins (Zbontar et al. 2021; BenthicNet's method): 3-layer projector of width 8192, the
+cross-correlation loss with lambda 5e-3. As in the official code, embeddings are standardised by a
+non-affine batch norm (synchronised across processes) and the correlation matrix is summed over
+processes, so a DDP run computes exactly the single-process loss on the global batch."""
 
 from __future__ import annotations
 
 import torch
-from lightly.loss import BarlowTwinsLoss
 from lightly.models.modules import BarlowTwinsProjectionHead
 from torch import nn
 
-from .base import SSLMethod, full_precision
+from .base import SSLMethod, full_precision, world_size
+
+
+def barlow_twins_loss(c: torch.Tensor, lambda_param: float) -> torch.Tensor:
+    """sum_i (1 - C_ii)^2 + lambda * sum_{i != j} C_ij^2 for a cross-correlation matrix C."""
+    on_diag = (torch.diagonal(c) - 1).pow(2).sum()
+    off_diag = c.pow(2).sum() - torch.diagonal(c).pow(2).sum()
+    return on_diag + lambda_param * off_diag
 
 
 class BarlowTwins(SSLMethod):
@@ -21,10 +29,15 @@ class BarlowTwins(SSLMethod):
         super().__init__(backbone)
         w = width or self.width
         self.projection = BarlowTwinsProjectionHead(backbone.feature_dim, w, w)
-        self.criterion = BarlowTwinsLoss(lambda_param=self.lambda_param, gather_distributed=True)
+        self.standardise = nn.BatchNorm1d(w, affine=False)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         h1, h2 = self.features(x1, x2)
         z1, z2 = self.projection(torch.cat((h1, h2))).float().chunk(2)
         with full_precision(z1):
-            return self.criterion(z1, z2)
+            c = self.standardise(z1).t() @ self.standardise(z2) / (len(z1) * world_size())
+            if world_size() > 1:
+                from torch.distributed.nn.functional import all_reduce
+
+                c = all_reduce(c)
+            return barlow_twins_loss(c, self.lambda_param)

@@ -97,6 +97,8 @@ def convert_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
         out = DistributedBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
                                    module.track_running_stats)
         out.load_state_dict(module.state_dict())
+        for new, old in zip(out.parameters(), module.parameters()):  # keep momentum encoders frozen
+            new.requires_grad_(old.requires_grad)
         out.train(module.training)
     for name, child in module.named_children():
         out.add_module(name, convert_batchnorm(child, device))
