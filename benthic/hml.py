@@ -25,6 +25,44 @@ def consistent(probs: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     return (R.unsqueeze(0) * probs.unsqueeze(1)).amax(dim=2)
 
 
+class Consistency(nn.Module):
+    """MCM as a module built from R: on a forest (every CATAMI head) it takes the max level by level, deepest
+    first (scatter_reduce, O(B n) per level) instead of the dense (B, n, n) product; same values and gradients."""
+
+    def __init__(self, R: np.ndarray):
+        super().__init__()
+        R = np.asarray(R, dtype=np.float32)
+        self.register_buffer("R", torch.from_numpy(R.copy()))
+        size = R.sum(axis=1)  # descendants including the node itself
+        parent = np.full(len(R), -1)
+        for j in range(len(R)):
+            anc = [i for i in np.flatnonzero(R[:, j]) if i != j]
+            if anc:
+                parent[j] = min(anc, key=lambda i: size[i])
+        rebuilt = np.eye(len(R), dtype=np.float32)
+        for j in range(len(R)):
+            a = parent[j]
+            while a >= 0:
+                rebuilt[a, j] = 1
+                a = parent[a]
+        self.forest = bool(np.array_equal(rebuilt, R))
+        depth = np.array([int(R[:, j].sum()) for j in range(len(R))])
+        self.levels = []
+        if self.forest:
+            for d in range(int(depth.max()), 1, -1):
+                child = np.flatnonzero(depth == d)
+                self.levels.append((torch.from_numpy(child), torch.from_numpy(parent[child])))
+
+    def forward(self, probs: torch.Tensor) -> torch.Tensor:
+        if not self.forest:
+            return consistent(probs, self.R)
+        out = probs
+        for child, parent in self.levels:
+            child, parent = child.to(probs.device), parent.to(probs.device)
+            out = out.scatter_reduce(1, parent.expand(len(out), -1), out[:, child], reduce="amax", include_self=True)
+        return out
+
+
 def _block_diag(mats: Sequence[np.ndarray]) -> np.ndarray:
     n = sum(m.shape[0] for m in mats)
     out = np.zeros((n, n), dtype=np.float32)
@@ -51,8 +89,7 @@ class HMLHead(nn.Module):
                 raise ValueError(f"ancestor matrix of head {h!r} must be square with ones on the diagonal")
         self.sizes = sizes
         self.config = {"in_dim": int(in_dim), "hidden": int(hidden), "dropout": float(dropout)}
-        self.register_buffer("R", torch.from_numpy(_block_diag([np.asarray(ancestor_matrices[h], np.float32)
-                                                                for h in self.heads])))
+        self.mcm = Consistency(_block_diag([np.asarray(ancestor_matrices[h], np.float32) for h in self.heads]))
         if hidden > 0:
             self.net = nn.Sequential(nn.BatchNorm1d(in_dim), nn.Linear(in_dim, hidden), nn.ReLU(),
                                      nn.Dropout(dropout), nn.BatchNorm1d(hidden), nn.Linear(hidden, sum(sizes)))
@@ -69,7 +106,11 @@ class HMLHead(nn.Module):
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Consistent per-node probabilities (B, total nodes): sigmoid, then the max over descendants."""
-        return consistent(torch.sigmoid(logits), self.R)
+        return self.mcm(torch.sigmoid(logits))
+
+    @property
+    def R(self) -> torch.Tensor:
+        return self.mcm.R
 
     def split(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Split a (B, total nodes) tensor into one (B, n_head) block per head."""
@@ -84,16 +125,18 @@ def close_negatives(target: torch.Tensor, mask: torch.Tensor, R: torch.Tensor) -
     return mask | (below_neg & (target < 0.5))
 
 
-def mc_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+def mc_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, R: "torch.Tensor | Consistency") -> torch.Tensor:
     """C-HMCNN MCLoss: BCE per node on (1 - y) * MCM(p) + y * MCM(y * p), p = sigmoid(logits), averaged
-    over the (sample, node) pairs that carry a label; 0 (not NaN) when none does."""
+    over the (sample, node) pairs that carry a label; 0 (not NaN) when none does. `R`: the ancestor
+    matrix or a head's `Consistency` module (fast on trees)."""
     if logits.shape != target.shape or logits.shape != mask.shape:
         raise ValueError(f"logits {tuple(logits.shape)}, target {tuple(target.shape)} and mask "
                          f"{tuple(mask.shape)} must have the same shape")
-    mask = close_negatives(target, mask.bool(), R)
+    mcm = R if isinstance(R, Consistency) else (lambda q: consistent(q, R))
+    mask = close_negatives(target, mask.bool(), R.R if isinstance(R, Consistency) else R)
     y = target.to(logits.dtype) * mask  # unknown nodes never count as positive
     p = torch.sigmoid(logits)
-    h = (1 - y) * consistent(p, R) + y * consistent(y * p, R)
+    h = (1 - y) * mcm(p) + y * mcm(y * p)
     bce = nn.functional.binary_cross_entropy(h.clamp(1e-7, 1 - 1e-7), y, reduction="none")
     bce = torch.where(mask, bce, torch.zeros_like(bce))
     return bce.sum() / mask.sum().clamp(min=1)

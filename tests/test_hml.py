@@ -162,3 +162,26 @@ def test_training_the_head_learns_a_separable_hierarchy():
     head.eval()
     probs = head.probabilities(head(x)).detach().numpy()
     assert hml.head_metrics(probs, y.numpy(), mask.numpy(), TOY)["subset_accuracy"] > 0.95
+
+
+def test_fast_tree_consistency_equals_dense_max_in_values_and_gradients():
+    rng = np.random.default_rng(2)
+    parent, R = _random_tree(40, rng)
+    mcm = hml.Consistency(R)
+    assert mcm.forest
+    logits = torch.randn(16, 40, requires_grad=True)
+    y = torch.tensor((rng.random((16, 40)) < 0.3), dtype=torch.float32)
+    y = (y @ torch.from_numpy(R).T > 0).float()  # close upwards: ancestors of positives are positive
+    mask = torch.tensor(rng.random((16, 40)) < 0.8)
+    fast = hml.mc_loss(logits, y, mask, mcm)
+    (g_fast,) = torch.autograd.grad(fast, logits)
+    dense = hml.mc_loss(logits, y, mask, torch.from_numpy(R))
+    (g_dense,) = torch.autograd.grad(dense, logits)
+    assert fast.item() == pytest.approx(dense.item(), rel=1e-6)
+    assert torch.allclose(g_fast, g_dense, atol=1e-7)
+    p = torch.rand(5, 40)
+    assert torch.equal(mcm(p), hml.consistent(p, torch.from_numpy(R)))
+    # a non-tree (DAG) R falls back to the dense max
+    dag = np.eye(3, dtype=np.float32)
+    dag[0, 2] = dag[1, 2] = 1
+    assert not hml.Consistency(dag).forest

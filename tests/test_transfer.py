@@ -1,0 +1,135 @@
+"""Transfer code on tiny data: the probe and fine-tuning share one loop and reach known accuracies;
+label subsets, the condition task, photo splits, HML training, checkpoints and the BenthicNet path."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from benthic import catami, hml, transfer, translate
+from benthic.io import torch_load
+from benthic.paths import DATA_DIR
+
+TINY = transfer.TransferConfig(image_size=16, fractions=(0.5, 1.0), seeds=(0,), test_fraction=0.3,
+                               probe=transfer.TrainConfig(60, 1e-2, 1e-5, 64, False),
+                               hml=transfer.TrainConfig(60, 1e-2, 1e-5, 64, False), hml_hidden=32, hml_dropout=0.0)
+
+
+def _blobs(n=300, d=8, k=3, seed=0, spread=0.3):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((k, d)) * 3
+    y = rng.integers(0, k, n)
+    return (centres[y] + spread * rng.standard_normal((n, d))).astype(np.float32), y
+
+
+def test_linear_probe_separates_separable_features_like_sklearn():
+    x, y = _blobs()
+    tr, te = np.arange(200), np.arange(200, 300)
+    model = transfer.train_onehot(x[tr], y[tr], 3, TINY.probe, seed=0)
+    pred = transfer.predict(model, x[te]).argmax(1)
+    ours = transfer.onehot_metrics(y[te], pred)["accuracy"]
+    ref = LogisticRegression(max_iter=1000).fit(x[tr], y[tr]).score(x[te], y[te])
+    assert ref == 1.0 and ours == 1.0
+    # noisy, overlapping classes: our probe is within a few points of scikit-learn's logistic regression
+    x, y = _blobs(n=600, spread=3.0, seed=1)
+    tr, te = np.arange(400), np.arange(400, 600)
+    ours = transfer.onehot_metrics(y[te], transfer.predict(transfer.train_onehot(x[tr], y[tr], 3, TINY.probe, 0),
+                                                           x[te]).argmax(1))["accuracy"]
+    ref = LogisticRegression(max_iter=1000).fit(x[tr], y[tr]).score(x[te], y[te])
+    assert abs(ours - ref) < 0.06
+
+
+def test_training_is_deterministic_with_a_seed():
+    x, y = _blobs(n=120, spread=2.0)
+    a = transfer.predict(transfer.train_onehot(x, y, 3, TINY.probe, seed=4), x)
+    b = transfer.predict(transfer.train_onehot(x, y, 3, TINY.probe, seed=4), x)
+    assert np.array_equal(a, b)
+
+
+def test_fine_tuning_a_random_cnn_learns_a_colour_task():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 64)
+    images = rng.integers(0, 60, (64, 12, 12, 3)).astype(np.uint8)
+    images[y == 1, :, :, 0] += 150  # red tiles
+    torch.manual_seed(0)
+    encoder = transfer.build_encoder({"kind": "random", "backbone": "small_cnn"})
+    before = [p.detach().clone() for p in encoder.parameters()]
+    cfg = transfer.TrainConfig(epochs=8, lr=3e-3, batch_size=16)
+    model = transfer.train_onehot(images, y, 2, cfg, seed=0, encoder=encoder, size=12)
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.encoder.parameters()))  # encoder trained
+    pred = transfer.predict(model, images, size=12).argmax(1)
+    assert (pred == y).mean() >= 0.95
+
+
+def test_label_subset_is_stratified_with_one_per_class_at_least():
+    y = np.array([0] * 100 + [1] * 20 + [2] * 3)
+    idx = transfer.label_subset(y, 0.1, seed=0)
+    counts = np.bincount(y[idx], minlength=3)
+    assert counts.tolist() == [10, 2, 1] and np.all(np.diff(idx) > 0)
+    assert np.array_equal(transfer.label_subset(y, 1.0, 5), np.arange(len(y)))
+    assert not np.array_equal(transfer.label_subset(y, 0.5, 0), transfer.label_subset(y, 0.5, 1))
+    with pytest.raises(ValueError):
+        transfer.label_subset(y, 0.0, 0)
+
+
+def test_condition_task_keeps_tiles_with_exactly_one_condition():
+    names = ["Background", "Healthy coral", "Compromised coral", "Dead coral", "Rubble"]
+    labels = np.array([[0, 1, 0, 0, 1], [0, 1, 1, 0, 0], [0, 0, 0, 1, 0], [1, 0, 0, 0, 0], [0, 0, 1, 0, 0]])
+    idx, y = transfer.condition_task(labels, names)
+    assert idx.tolist() == [0, 2, 4] and y.tolist() == [0, 2, 1]
+
+
+def test_summarize_gives_mean_and_spread_over_seeds():
+    df = pd.DataFrame({"encoder": ["a"] * 3, "protocol": ["p"] * 3, "fraction": [0.1] * 3,
+                       "accuracy": [0.5, 0.6, 0.7], "macro_f1": [0.1, 0.2, 0.3]})
+    s = transfer.summarize(df)
+    assert s.loc[0, "accuracy_mean"] == pytest.approx(0.6) and s.loc[0, "accuracy_std"] == pytest.approx(0.1)
+    assert s.loc[0, "seeds"] == 3
+
+
+@pytest.fixture(scope="module")
+def hier():
+    return catami.load_hierarchies()
+
+
+def test_hml_checkpoint_round_trip_and_annotation(hier, tmp_path):
+    torch.manual_seed(0)
+    encoder = transfer.build_encoder({"kind": "random", "backbone": "small_cnn", "input_size": 16})
+    head = hml.HMLHead.from_hierarchies(encoder.feature_dim, hier, hidden=16)
+    model = transfer.Model(head, encoder).eval()
+    images = np.random.default_rng(0).integers(0, 255, (5, 20, 20, 3)).astype(np.uint8)
+    path = transfer.save_hml_model(tmp_path / "m.pt", model, {"kind": "random", "backbone": "small_cnn"}, hier)
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == "benthic-hml/1" and set(raw["heads"]) == set(catami.HEADS)
+    loaded, hier2, _ = transfer.load_hml_model(path)
+    a = transfer.hml_probabilities(model, images, 16)
+    b = transfer.hml_probabilities(loaded, images, 16)
+    assert all(np.allclose(a[h], b[h], atol=1e-6) for h in a)
+    assert all(hier2[h].nodes == hier[h].nodes for h in hier)
+    notes = transfer.annotate_images(loaded, hier2, images)
+    assert len(notes) == 5 and set(notes[0]) == set(catami.HEADS)
+    for h, (path_, prob) in notes[0].items():
+        assert path_ == () or path_ in hier[h].index
+        assert 0 <= prob <= 1
+
+
+def test_hml_training_uses_partial_labels(hier):
+    # two kinds of features: coral vs rubble tiles; some tiles labelled only to "Biota"
+    rng = np.random.default_rng(0)
+    kind = rng.integers(0, 2, 200)
+    z = (np.eye(2)[kind] * 3 + 0.3 * rng.standard_normal((200, 2))).astype(np.float32)
+    names = ["Healthy coral", "Rubble"]
+    table = pd.DataFrame({"source_label": ["1", "4"], "source_name": names, "head": ["biota", "substrate"],
+                          "catami_path": ["[BIOTA] > Biota > Cnidaria > Corals",
+                                          "[SUBSTRATE] > Substrate > Unconsolidated (soft) > Pebble / gravel > "
+                                          "Biologenic > Coral rubble"], "exact": [True, True], "note": ["", ""]})
+    targets = translate.translate_multi_hot(np.eye(2)[kind], names, table, hier)
+    model = transfer.train_hml(z[:150], transfer.subset_targets(targets, np.arange(150)), hier, TINY, seed=0)
+    probs = transfer.hml_probabilities(model, z[150:])
+    te = np.arange(150, 200)
+    res = hml.evaluate(probs, {h: t[te] for h, (t, _) in targets.items()}, {h: m[te] for h, (_, m) in targets.items()},
+                       hier).set_index("head")
+    assert set(res.index) == {"biota", "substrate"}
+    assert res.loc["biota", "subset_accuracy"] == 1.0 and res.loc["substrate", "subset_accuracy"] == 1.0
+    assert res.loc["substrate", "mean_depth_reached"] == pytest.approx(5.0)
