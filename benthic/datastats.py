@@ -1,0 +1,358 @@
+"""Dataset statistics of the BenthicNet paper (SPEC C) for any catalogue in BenthicNet's schema: images per
+source/dataset/site, a map of sites, depth distribution, annotations per CATAMI head and level, and the
+effect of spatial subsampling. Tables are pandas DataFrames; figures are matplotlib Figures."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .catami import HEADS, Hierarchy, split_path
+from .paths import DATA_DIR, check_scale
+
+BENTHICNET_DOI = "https://doi.org/10.20383/103.0614"
+IMAGE_KEY = ("dataset", "site", "image")
+CONFIGS = {"smoke": {"synthetic_rows": 5_000}, "quick": {"synthetic_rows": 200_000}, "paper": {"synthetic_rows": 0}}
+LEVELS = ("source", "dataset", "site")
+
+
+def n_images(df: pd.DataFrame) -> int:
+    """Distinct images in a catalogue (labelled CSVs hold one row per annotation)."""
+    return int(len(df.drop_duplicates(list(IMAGE_KEY)))) if len(df) else 0
+
+
+def images_per(df: pd.DataFrame, level: str) -> pd.DataFrame:
+    """Distinct images per source, dataset or site (site counted within its dataset), largest first."""
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    keys = {"source": ["source"], "dataset": ["source", "dataset"], "site": ["source", "dataset", "site"]}[level]
+    images = df.drop_duplicates(list(IMAGE_KEY))
+    out = images.groupby(keys, observed=True, dropna=False).size().rename("n_images").reset_index()
+    return out.sort_values(["n_images", *keys], ascending=[False, *[True] * len(keys)], ignore_index=True)
+
+
+def source_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per source: datasets, sites, images and annotation rows, plus a total row."""
+    images = df.drop_duplicates(list(IMAGE_KEY))
+    g = images.groupby("source", observed=True)
+    out = pd.DataFrame({
+        "n_datasets": g["dataset"].nunique(),
+        "n_sites": images.drop_duplicates(["dataset", "site"]).groupby("source", observed=True).size(),
+        "n_images": g.size(),
+        "n_rows": df.groupby("source", observed=True).size(),
+    }).reset_index().sort_values("n_images", ascending=False, ignore_index=True)
+    total = pd.DataFrame([{"source": "total", "n_datasets": images["dataset"].nunique(),
+                           "n_sites": len(images.drop_duplicates(["dataset", "site"])),
+                           "n_images": len(images), "n_rows": len(df)}])
+    return pd.concat([out, total], ignore_index=True)
+
+
+def depth_m(df: pd.DataFrame) -> pd.Series:
+    """Depth in metres, positive down: the `depth_m` column, else minus GEBCO bathymetry (negative below sea level)."""
+    if "depth_m" in df.columns:
+        return pd.to_numeric(df["depth_m"], errors="coerce")
+    if "gebco_bathymetry" in df.columns:
+        return -pd.to_numeric(df["gebco_bathymetry"], errors="coerce")
+    raise ValueError(f"catalogue has neither 'depth_m' nor 'gebco_bathymetry' (columns: {list(df.columns)})")
+
+
+def site_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per site: mean position, median depth and image count (sites without coordinates kept, NaN)."""
+    images = df.drop_duplicates(list(IMAGE_KEY)).assign(_depth=lambda d: depth_m(d))
+    g = images.groupby(["source", "dataset", "site"], observed=True, dropna=False)
+    return g.agg(latitude=("latitude", "mean"), longitude=("longitude", "mean"),
+                 depth_m=("_depth", "median"), n_images=("image", "size")).reset_index()
+
+
+def annotation_levels(df: pd.DataFrame, hierarchies: dict[str, Hierarchy] | None = None) -> pd.DataFrame:
+    """Annotations per CATAMI head and level (depth of the labelled node: 1 = a root such as 'Substrate').
+    With `hierarchies`, every path is checked against them (unknown path -> ValueError naming it)."""
+    rows = []
+    for head in HEADS:
+        col = f"catami_{head}"
+        if col not in df.columns:
+            continue
+        paths = df[col].dropna().astype(str).str.strip()
+        paths = paths[paths != ""]
+        if hierarchies is not None:
+            unknown = sorted({p for p in paths.unique() if p not in hierarchies[head]})
+            if unknown:
+                raise ValueError(f"column {col!r}: unknown CATAMI path(s) {unknown[:5]}")
+        depth = paths.map(lambda p: len(split_path(p)))
+        for level, n in depth.value_counts().sort_index().items():
+            rows.append({"head": head, "level": int(level), "n_annotations": int(n)})
+    return pd.DataFrame(rows, columns=["head", "level", "n_annotations"])
+
+
+def subsampling_table(before: pd.DataFrame, after: pd.DataFrame, report: pd.DataFrame) -> pd.DataFrame:
+    """Per source: sites and images before and after spatial subsampling, and how the sites were handled."""
+    b = images_per(before, "source").set_index("source")["n_images"].rename("images_before")
+    a = images_per(after, "source").set_index("source")["n_images"].rename("images_after")
+    sites = before.drop_duplicates(["dataset", "site"]).groupby("source", observed=True).size().rename("n_sites")
+    src = before.drop_duplicates(["dataset", "site"])[["dataset", "site", "source"]]
+    methods = report.merge(src, on=["dataset", "site"]).pivot_table(
+        index="source", columns="method", values="n_images", aggfunc="size", fill_value=0, observed=True)
+    methods.columns = [f"sites_{m}" for m in methods.columns]
+    out = pd.concat([sites, b, a], axis=1).fillna(0).astype(int).join(methods).fillna(0)
+    out["kept_fraction"] = out["images_after"] / out["images_before"]
+    out = out.reset_index().rename(columns={"index": "source"})
+    return out.sort_values("images_before", ascending=False, ignore_index=True)
+
+
+# ----------------------------------------------------------------------------------------------- catalogues
+
+_DMS = re.compile(r"""^\s*(\d+)\s*°\s*(\d+)\s*'\s*(\d+(?:\.\d+)?)\s*(?:"|'')\s*([NSEW])\s*$""")
+
+
+def parse_dms(text: str) -> float:
+    """Degrees from a DMS string such as 10°03'51"N or 99°49'36''E (south and west negative)."""
+    m = _DMS.match(str(text))
+    if not m:
+        raise ValueError(f"cannot read {text!r} as degrees-minutes-seconds like 10°03'51\"N")
+    deg = float(m.group(1)) + float(m.group(2)) / 60 + float(m.group(3)) / 3600
+    return -deg if m.group(4) in "SW" else deg
+
+
+def benthicnet_shipped() -> pd.DataFrame:
+    """The real BenthicNet rows shipped in data/benthicnet (labelled sample + 1M-subset sample), one frame."""
+    from .data import benthicnet
+
+    lab = benthicnet.read_labelled_csv(DATA_DIR / "benthicnet" / "benthicnet_labelled_sample.csv")
+    sub = benthicnet.read_subset_csv(DATA_DIR / "benthicnet" / "benthicnet_unlabelled_sub_sample.csv")
+    return pd.concat([lab, sub], ignore_index=True)
+
+
+def benthicnet_full(root: str | os.PathLike) -> pd.DataFrame:
+    """All BenthicNet CSVs under `root` (labelled and/or 1M-subset schema), concatenated."""
+    root = Path(root)
+    files = sorted(root.glob("*.csv")) if root.is_dir() else []
+    if not files:
+        raise FileNotFoundError(
+            f"no BenthicNet CSV files in {root}. Fetch the BenthicNet CSVs (the labelled CSV, one row per "
+            f"annotation, and the BenthicNet-1M subset CSV) from the BenthicNet data release {BENTHICNET_DOI} "
+            f"and put them in {root} (pass that folder as `benthicnet_root`).")
+    from .data import benthicnet
+
+    frames = []
+    for f in files:
+        header = pd.read_csv(f, nrows=0).columns
+        reader = benthicnet.read_labelled_csv if "catami_substrate" in header else benthicnet.read_subset_csv
+        frames.append(reader(f))
+    return pd.concat(frames, ignore_index=True)
+
+
+def reef_catalogue(root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The reef-photo set as a labelled catalogue: one row per (tile, label), survey metadata for position
+    (DMS strings parsed), depth and date, and CATAMI paths from data/translations/coral_condition_to_catami.csv."""
+    from .catami import load_hierarchies
+    from .data import coral
+    from .translate import load_translation
+
+    root = Path(root) if root is not None else DATA_DIR / "coral_condition"
+    meta_csv = root / "tabular_data" / "surveys_metadata.csv"
+    if not meta_csv.exists():
+        raise FileNotFoundError(f"{meta_csv} not found: the reef-photo set belongs in {root} (see data/coral_condition/PROVENANCE.txt)")
+    meta = pd.read_csv(meta_csv, dtype=str, encoding="utf-8-sig")
+    meta["latitude"] = meta["lat_start"].map(parse_dms)
+    meta["longitude"] = meta["lng_start"].map(parse_dms)
+    meta["depth_m"] = pd.to_numeric(meta["depth"].str.replace("m", "", regex=False), errors="coerce")
+    meta["datetime"] = pd.to_datetime(meta["survey_date"], format="%Y%m%d")
+    meta = meta.set_index("folder_name")
+
+    data = coral.load_coral(root=root, size=32)
+    surveys = np.asarray(data.surveys).astype(str)
+    table = load_translation("coral_condition_to_catami", load_hierarchies())
+    to_path = {r.source_name.strip().lower(): (r.head, " > ".join(split_path(r.catami_path)))
+               for r in table.itertuples() if r.head}
+    rows = []
+    for i, tile in enumerate(data.tile_ids):
+        survey = surveys[i]
+        info = meta.loc[survey] if survey in meta.index else None
+        base = {"source": "Coral Condition Dataset (XL-SHAO)", "dataset": survey,
+                "site": info["site"] if info is not None else survey, "image": tile,
+                "latitude": info["latitude"] if info is not None else np.nan,
+                "longitude": info["longitude"] if info is not None else np.nan,
+                "depth_m": info["depth_m"] if info is not None else np.nan,
+                "datetime": info["datetime"] if info is not None else pd.NaT}
+        for k in np.flatnonzero(data.labels[i] > 0.5):
+            name = data.label_names[k]
+            rec = {**base, "original_label": name}
+            head_path = to_path.get(name.strip().lower())
+            if head_path:
+                rec[f"catami_{head_path[0]}"] = head_path[1]
+            rows.append(rec)
+    out = pd.DataFrame(rows)
+    for head in HEADS:
+        if f"catami_{head}" not in out.columns:
+            out[f"catami_{head}"] = np.nan
+    return out
+
+
+def quick_catalogues(scale: str) -> dict[str, pd.DataFrame]:
+    """The catalogues the smoke/quick scales describe: shipped BenthicNet rows, the reef set and a SYNTHETIC one."""
+    from .data.synthetic import synthetic_catalogue
+
+    n = CONFIGS[check_scale(scale)]["synthetic_rows"]
+    return {"BenthicNet (shipped rows)": benthicnet_shipped(),
+            "reef photos (coral_condition)": reef_catalogue(),
+            f"SYNTHETIC ({n:,} rows)": synthetic_catalogue(n, seed=0, labelled=False)}
+
+
+def catalogues_for(scale: str, benthicnet_root: str | os.PathLike | None = None) -> dict[str, pd.DataFrame]:
+    """Catalogues a scale describes: smoke/quick the shipped, reef and synthetic ones; paper the real
+    BenthicNet CSVs under `benthicnet_root` (FileNotFoundError saying what to fetch when absent)."""
+    if check_scale(scale) != "paper":
+        return quick_catalogues(scale)
+    if benthicnet_root is None:
+        raise FileNotFoundError(
+            f"the paper scale describes the real BenthicNet catalogue: fetch its CSVs from {BENTHICNET_DOI}, "
+            f"put them in one folder and pass it as the notebook parameter `benthicnet_root`")
+    return {"BenthicNet": benthicnet_full(benthicnet_root)}
+
+
+def overview(catalogues: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per catalogue: sources, datasets, sites, images, annotation rows, geo-referenced images, depths."""
+    rows = []
+    for name, df in catalogues.items():
+        images = df.drop_duplicates(list(IMAGE_KEY))
+        d = depth_m(images)
+        labelled = df[[c for c in df.columns if c.startswith("catami_") and c[7:] in HEADS]].notna().any(axis=1)
+        rows.append({"catalogue": name, "n_sources": images["source"].nunique(), "n_datasets": images["dataset"].nunique(),
+                     "n_sites": len(images.drop_duplicates(["dataset", "site"])), "n_images": len(images),
+                     "n_catami_annotations": int(labelled.sum()),
+                     "with_coordinates": int(images[["latitude", "longitude"]].notna().all(axis=1).sum()),
+                     "depth_median_m": float(d.median()) if d.notna().any() else np.nan,
+                     "depth_max_m": float(d.max()) if d.notna().any() else np.nan})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------- figures
+
+def plot_images_per(tables: dict[str, pd.DataFrame], level: str, top: int = 25):
+    """Horizontal bar charts (log scale) of images per source/dataset/site, one panel per catalogue."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(tables), figsize=(5.2 * len(tables), 0.22 * top + 1.8), squeeze=False)
+    for ax, (name, t) in zip(axes[0], tables.items()):
+        t = t.head(top)
+        labels = t[level].astype(str).str.slice(0, 32)
+        ax.barh(np.arange(len(t)), t["n_images"], color="tab:blue")
+        ax.set_yticks(np.arange(len(t)), labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set_xlabel("images")
+        ax.set_title(f"{name}\n(top {len(t)} of {len(tables[name])} {level}s)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_site_map(sites: dict[str, pd.DataFrame]):
+    """World map of site positions (plain lat/lon axes, graticule), marker size by image count."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(11, 5.6))
+    markers = ["o", "s", "^", "D", "v"]
+    for k, (name, s) in enumerate(sites.items()):
+        s = s.dropna(subset=["latitude", "longitude"])
+        size = 8 + 14 * np.log10(s["n_images"].clip(lower=1))
+        ax.scatter(s["longitude"], s["latitude"], s=size, marker=markers[k % len(markers)], alpha=0.7,
+                   edgecolor="k", linewidth=0.3, label=f"{name} ({len(s)} sites)")
+    ax.set_xlim(-180, 180)
+    ax.set_ylim(-90, 90)
+    ax.set_xticks(np.arange(-180, 181, 60))
+    ax.set_yticks(np.arange(-90, 91, 30))
+    ax.grid(True, linewidth=0.4, alpha=0.6)
+    ax.axhline(0, color="grey", linewidth=0.6)
+    ax.set_aspect("equal")
+    ax.set_xlabel("longitude (°)")
+    ax.set_ylabel("latitude (°)")
+    ax.set_title("Sites (marker area ~ log images per site)")
+    ax.legend(loc="lower left", fontsize=8)
+    return fig
+
+
+def plot_depths(depths: dict[str, pd.Series]):
+    """Histogram of image depths (log-spaced bins, 0.1 m to 10 km), one curve per catalogue."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bins = np.logspace(-1, 4, 41)
+    for name, d in depths.items():
+        d = d.dropna()
+        d = d[d > 0]
+        if len(d):
+            ax.hist(d.clip(upper=bins[-1]), bins=bins, histtype="step", linewidth=1.5, label=f"{name} (n={len(d):,})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("depth (m, positive down)")
+    ax.set_ylabel("images")
+    ax.set_title("Depth distribution")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_annotation_levels(tables: dict[str, pd.DataFrame]):
+    """Grouped bars: annotations per CATAMI head (groups) and level (bars), one panel per catalogue."""
+    import matplotlib.pyplot as plt
+
+    tables = {k: v for k, v in tables.items() if len(v)}
+    fig, axes = plt.subplots(1, max(1, len(tables)), figsize=(5.5 * max(1, len(tables)), 3.8), squeeze=False)
+    for ax, (name, t) in zip(axes[0], tables.items()):
+        levels = sorted(t["level"].unique())
+        width = 0.8 / len(levels)
+        for j, level in enumerate(levels):
+            counts = [int(t[(t["head"] == h) & (t["level"] == level)]["n_annotations"].sum()) for h in HEADS]
+            ax.bar(np.arange(len(HEADS)) + (j - (len(levels) - 1) / 2) * width, counts, width, label=f"level {level}")
+        ax.set_xticks(np.arange(len(HEADS)), HEADS)
+        ax.set_yscale("log")
+        ax.set_ylabel("annotations")
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_subsampling(before: pd.DataFrame, after: pd.DataFrame, report: pd.DataFrame):
+    """Left: images per site before vs after subsampling (with each site's target). Right: map of the
+    largest spatially subsampled site, all images and the kept ones, in local metres."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5))
+    for method, marker in (("spatial", "o"), ("index", "s"), ("unchanged", "^")):
+        r = report[report["method"] == method]
+        if len(r):
+            ax1.scatter(r["n_images"], r["n_kept"], s=14, marker=marker, alpha=0.7, label=f"{method} ({len(r)} sites)")
+    lim = [1, max(10, report["n_images"].max() * 1.5)]
+    ax1.plot(lim, lim, color="grey", linewidth=0.8, label="kept = all")
+    ax1.axhline(250, color="tab:red", linestyle="--", linewidth=0.8, label="base target 250")
+    ax1.set_xscale("log")
+    ax1.set_yscale("log")
+    ax1.set_xlabel("images in site (before)")
+    ax1.set_ylabel("images kept (after)")
+    ax1.set_title(f"Per site: {n_images(before):,} -> {n_images(after):,} images")
+    ax1.legend(fontsize=8)
+    spatial = report[report["method"] == "spatial"]
+    if len(spatial):
+        row = spatial.sort_values("n_images").iloc[-1]
+        sel_b = before[(before["dataset"] == row["dataset"]) & (before["site"] == row["site"])]
+        sel_a = after[(after["dataset"] == row["dataset"]) & (after["site"] == row["site"])]
+        lat0, lon0 = sel_b["latitude"].mean(), sel_b["longitude"].mean()
+
+        def xy(d):
+            return ((d["longitude"] - lon0) * 111_320 * np.cos(np.radians(lat0)), (d["latitude"] - lat0) * 111_320)
+
+        ax2.scatter(*xy(sel_b), s=2, color="lightgrey", label=f"before ({len(sel_b):,})")
+        ax2.scatter(*xy(sel_a), s=6, color="tab:red", label=f"kept ({len(sel_a):,}, >= {row['distance_m']:g} m apart)")
+        ax2.set_aspect("equal", adjustable="datalim")
+        ax2.set_xlabel("east (m)")
+        ax2.set_ylabel("north (m)")
+        ax2.set_title(f"site {row['site']}: target {row['target']}", fontsize=9)
+        ax2.legend(fontsize=8)
+    else:
+        ax2.set_axis_off()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,106 @@
+"""Dataset statistics: counts against pandas groupby on a hand case, DMS parsing, levels, subsampling table."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benthic import datastats
+from benthic.catami import load_hierarchies
+from benthic.data.synthetic import synthetic_catalogue
+from benthic.subsample import spatial_subsample
+
+
+@pytest.fixture
+def hand():
+    """Two sources, three datasets, four sites, six images; image i1 has two annotation rows."""
+    return pd.DataFrame({
+        "source": ["A", "A", "A", "A", "B", "B", "B"],
+        "dataset": ["d1", "d1", "d1", "d2", "d3", "d3", "d3"],
+        "site": ["s1", "s1", "s2", "s1", "s1", "s1", "s2"],
+        "image": ["i1", "i1", "i2", "i3", "i4", "i5", "i6"],
+        "latitude": [10.0, 10.0, 11.0, -5.0, 40.0, 42.0, np.nan],
+        "longitude": [1.0, 1.0, 2.0, 3.0, -60.0, -62.0, np.nan],
+        "gebco_bathymetry": [-10.0, -10.0, -20.0, -300.0, -5.0, -15.0, np.nan],
+        "catami_substrate": ["Substrate", "Substrate > Unconsolidated (soft) > Sand / mud (<2mm)", None,
+                             "Substrate > Consolidated (hard)", None, None, None],
+        "catami_biota": [None, None, "Biota > Sponges", None, "Biota > Sponges > Massive forms", None, None],
+        "catami_relief": [None, None, None, None, None, "High > Wall", None],
+    })
+
+
+def test_images_per_level_equals_groupby(hand):
+    uniq = hand.drop_duplicates(["dataset", "site", "image"])
+    src = datastats.images_per(hand, "source").set_index("source")["n_images"]
+    assert src.to_dict() == uniq.groupby("source").size().to_dict() == {"A": 3, "B": 3}
+    ds = datastats.images_per(hand, "dataset").set_index("dataset")["n_images"]
+    assert ds.to_dict() == uniq.groupby("dataset").size().to_dict() == {"d1": 2, "d2": 1, "d3": 3}
+    site = datastats.images_per(hand, "site")
+    assert site.set_index(["dataset", "site"])["n_images"].to_dict() == uniq.groupby(["dataset", "site"]).size().to_dict()
+    assert site["n_images"].is_monotonic_decreasing
+    with pytest.raises(ValueError):
+        datastats.images_per(hand, "region")
+
+
+def test_source_table_and_overview(hand):
+    t = datastats.source_table(hand).set_index("source")
+    assert t.loc["A"].tolist() == [2, 3, 3, 4]  # datasets, sites, images, rows
+    assert t.loc["B"].tolist() == [1, 2, 3, 3]
+    assert t.loc["total"].tolist() == [3, 5, 6, 7]
+    o = datastats.overview({"hand": hand}).iloc[0]
+    assert (o["n_images"], o["n_sites"], o["with_coordinates"], o["n_catami_annotations"]) == (6, 5, 5, 6)
+    assert o["depth_max_m"] == 300.0
+
+
+def test_depth_and_site_table(hand):
+    np.testing.assert_allclose(datastats.depth_m(hand).iloc[:4], [10, 10, 20, 300])
+    assert datastats.depth_m(hand.assign(depth_m=[1, 2, 3, 4, 5, 6, 7])).tolist() == [1, 2, 3, 4, 5, 6, 7]
+    with pytest.raises(ValueError, match="gebco_bathymetry"):
+        datastats.depth_m(hand.drop(columns="gebco_bathymetry"))
+    s = datastats.site_table(hand).set_index(["dataset", "site"])
+    assert s.loc[("d3", "s1"), "latitude"] == 41.0 and s.loc[("d3", "s1"), "n_images"] == 2
+    assert s.loc[("d3", "s1"), "depth_m"] == 10.0
+    assert np.isnan(s.loc[("d3", "s2"), "latitude"])
+
+
+def test_annotation_levels_by_hand(hand):
+    t = datastats.annotation_levels(hand, load_hierarchies())
+    got = {(r.head, r.level): r.n_annotations for r in t.itertuples()}
+    assert got == {("biota", 2): 1, ("biota", 3): 1, ("substrate", 1): 1, ("substrate", 2): 1,
+                   ("substrate", 3): 1, ("relief", 2): 1}
+    bad = hand.assign(catami_relief=[None, None, None, None, None, "Very high", None])
+    with pytest.raises(ValueError, match="Very high"):
+        datastats.annotation_levels(bad, load_hierarchies())
+
+
+def test_parse_dms():
+    assert datastats.parse_dms("10°03'51\"N") == pytest.approx(10 + 3 / 60 + 51 / 3600)
+    assert datastats.parse_dms("99°49'36''E") == pytest.approx(99 + 49 / 60 + 36 / 3600)
+    assert datastats.parse_dms("33°30'00''S") == pytest.approx(-33.5)
+    with pytest.raises(ValueError):
+        datastats.parse_dms("10.5N")
+
+
+def test_subsampling_table_matches_report():
+    cat = synthetic_catalogue(8000, seed=1, mean_site_size=800)
+    after, report = spatial_subsample(cat, progress=False)
+    t = datastats.subsampling_table(cat, after, report)
+    assert t["images_before"].sum() == len(cat) and t["images_after"].sum() == len(after) == report["n_kept"].sum()
+    assert t["n_sites"].sum() == len(report)
+    site_cols = [c for c in t.columns if c.startswith("sites_")]
+    assert (t[site_cols].sum(axis=1) == t["n_sites"]).all()
+
+
+def test_reef_catalogue_positions_and_labels():
+    reef = datastats.reef_catalogue()
+    assert reef["image"].nunique() > 900
+    located = reef.dropna(subset=["latitude"])
+    assert located["latitude"].between(9.9, 10.2).all() and located["longitude"].between(99.7, 99.9).all()
+    assert set(reef["catami_substrate"].dropna()) <= {"Substrate > Unconsolidated (soft) > Pebble / gravel > Biologenic > Coral rubble"}
+    assert (datastats.annotation_levels(reef)["n_annotations"] > 0).all()
+
+
+def test_paper_scale_without_data_says_what_to_fetch(tmp_path):
+    with pytest.raises(FileNotFoundError, match="10.20383/103.0614"):
+        datastats.catalogues_for("paper", None)
+    with pytest.raises(FileNotFoundError, match="10.20383/103.0614"):
+        datastats.catalogues_for("paper", tmp_path)
