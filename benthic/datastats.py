@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 
 from .catami import HEADS, Hierarchy, split_path
+from .data import benthicnet
+from .data.benthicnet import BENTHICNET_RELEASE as BENTHICNET_DOI
 from .paths import DATA_DIR, check_scale
 
-BENTHICNET_DOI = "https://doi.org/10.20383/103.0614"
 IMAGE_KEY = ("dataset", "site", "image")
 CONFIGS = {"smoke": {"synthetic_rows": 5_000}, "quick": {"synthetic_rows": 200_000}, "paper": {"synthetic_rows": 0}}
 LEVELS = ("source", "dataset", "site")
@@ -119,8 +120,6 @@ def parse_dms(text: str) -> float:
 
 def benthicnet_shipped() -> pd.DataFrame:
     """The real BenthicNet rows shipped in data/benthicnet (labelled sample + 1M-subset sample), one frame."""
-    from .data import benthicnet
-
     lab = benthicnet.read_labelled_csv(DATA_DIR / "benthicnet" / "benthicnet_labelled_sample.csv")
     sub = benthicnet.read_subset_csv(DATA_DIR / "benthicnet" / "benthicnet_unlabelled_sub_sample.csv")
     return pd.concat([lab, sub], ignore_index=True)
@@ -135,8 +134,6 @@ def benthicnet_full(root: str | os.PathLike) -> pd.DataFrame:
             f"no BenthicNet CSV files in {root}. Fetch the BenthicNet CSVs (the labelled CSV, one row per "
             f"annotation, and the BenthicNet-1M subset CSV) from the BenthicNet data release {BENTHICNET_DOI} "
             f"and put them in {root} (pass that folder as `benthicnet_root`).")
-    from .data import benthicnet
-
     frames = []
     for f in files:
         header = pd.read_csv(f, nrows=0).columns
@@ -199,7 +196,7 @@ def quick_catalogues(scale: str) -> dict[str, pd.DataFrame]:
     n = CONFIGS[check_scale(scale)]["synthetic_rows"]
     return {"BenthicNet (shipped rows)": benthicnet_shipped(),
             "reef photos (coral_condition)": reef_catalogue(),
-            f"SYNTHETIC ({n:,} rows)": synthetic_catalogue(n, seed=0, labelled=False)}
+            f"SYNTHETIC ({n:,} images)": synthetic_catalogue(n, seed=0, labelled=True)}
 
 
 def catalogues_for(scale: str, benthicnet_root: str | os.PathLike | None = None) -> dict[str, pd.DataFrame]:
@@ -244,6 +241,7 @@ def plot_images_per(tables: dict[str, pd.DataFrame], level: str, top: int = 25):
         ax.set_yticks(np.arange(len(t)), labels, fontsize=7)
         ax.invert_yaxis()
         ax.set_xscale("log")
+        ax.set_xlim(left=0.8)  # bars start at 1 image, visible on the log axis
         ax.set_xlabel("images")
         ax.set_title(f"{name}\n(top {len(t)} of {len(tables[name])} {level}s)", fontsize=9)
     fig.tight_layout()
@@ -309,6 +307,7 @@ def plot_annotation_levels(tables: dict[str, pd.DataFrame]):
             ax.bar(np.arange(len(HEADS)) + (j - (len(levels) - 1) / 2) * width, counts, width, label=f"level {level}")
         ax.set_xticks(np.arange(len(HEADS)), HEADS)
         ax.set_yscale("log")
+        ax.set_ylim(bottom=0.8)
         ax.set_ylabel("annotations")
         ax.set_title(name, fontsize=9)
         ax.legend(fontsize=7, ncol=2)
@@ -317,8 +316,8 @@ def plot_annotation_levels(tables: dict[str, pd.DataFrame]):
 
 
 def plot_subsampling(before: pd.DataFrame, after: pd.DataFrame, report: pd.DataFrame):
-    """Left: images per site before vs after subsampling (with each site's target). Right: map of the
-    largest spatially subsampled site, all images and the kept ones, in local metres."""
+    """Left: images per site before vs after subsampling (with each site's target). Right: map of a
+    typical spatially subsampled site (median size), its track and the kept images, in local metres."""
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5))
@@ -337,7 +336,7 @@ def plot_subsampling(before: pd.DataFrame, after: pd.DataFrame, report: pd.DataF
     ax1.legend(fontsize=8)
     spatial = report[report["method"] == "spatial"]
     if len(spatial):
-        row = spatial.sort_values("n_images").iloc[-1]
+        row = spatial.sort_values("n_images").iloc[len(spatial) // 2]
         sel_b = before[(before["dataset"] == row["dataset"]) & (before["site"] == row["site"])]
         sel_a = after[(after["dataset"] == row["dataset"]) & (after["site"] == row["site"])]
         lat0, lon0 = sel_b["latitude"].mean(), sel_b["longitude"].mean()
@@ -345,8 +344,9 @@ def plot_subsampling(before: pd.DataFrame, after: pd.DataFrame, report: pd.DataF
         def xy(d):
             return ((d["longitude"] - lon0) * 111_320 * np.cos(np.radians(lat0)), (d["latitude"] - lat0) * 111_320)
 
-        ax2.scatter(*xy(sel_b), s=2, color="lightgrey", label=f"before ({len(sel_b):,})")
-        ax2.scatter(*xy(sel_a), s=6, color="tab:red", label=f"kept ({len(sel_a):,}, >= {row['distance_m']:g} m apart)")
+        ax2.plot(*xy(sel_b), ".", markersize=1.5, color="grey", label=f"before ({len(sel_b):,})")
+        ax2.scatter(*xy(sel_a), s=5, color="tab:red", zorder=3,
+                    label=f"kept ({len(sel_a):,}, >= {row['distance_m']:g} m apart)")
         ax2.set_aspect("equal", adjustable="datalim")
         ax2.set_xlabel("east (m)")
         ax2.set_ylabel("north (m)")

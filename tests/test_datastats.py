@@ -104,3 +104,15 @@ def test_paper_scale_without_data_says_what_to_fetch(tmp_path):
         datastats.catalogues_for("paper", None)
     with pytest.raises(FileNotFoundError, match="10.20383/103.0614"):
         datastats.catalogues_for("paper", tmp_path)
+
+
+def test_paper_scale_reads_every_csv_under_the_root(tmp_path):
+    import shutil
+
+    from benthic.paths import DATA_DIR
+
+    for name in ("benthicnet_labelled_sample.csv", "benthicnet_unlabelled_sub_sample.csv"):
+        shutil.copy(DATA_DIR / "benthicnet" / name, tmp_path / name)
+    (df,) = datastats.catalogues_for("paper", tmp_path).values()
+    assert len(df) == 17 and datastats.n_images(df) == 16
+    assert datastats.annotation_levels(df)["n_annotations"].sum() == 10
