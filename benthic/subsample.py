@@ -187,7 +187,12 @@ def spatial_subsample(df: pd.DataFrame, config: SubsampleConfig = SubsampleConfi
     codes = _site_codes(df, site_columns)
     keys = [codes]
     if order_column and order_column in df.columns:
-        keys.insert(0, pd.to_datetime(df[order_column], errors="coerce").to_numpy().astype("int64"))
+        when = df[order_column]
+        if not pd.api.types.is_datetime64_any_dtype(when):
+            when = pd.to_datetime(when, errors="coerce", format="ISO8601", utc=True)  # ISO 8601, some with offsets
+        if when.dt.tz is not None:
+            when = when.dt.tz_convert(None)
+        keys.insert(0, when.to_numpy().astype("datetime64[ns]").astype("int64"))
     order = np.lexsort([np.arange(len(df))] + keys)  # by site, then time, then file order
     lat = pd.to_numeric(df["latitude"], errors="coerce").to_numpy(np.float64)[order]
     lon = pd.to_numeric(df["longitude"], errors="coerce").to_numpy(np.float64)[order]

@@ -141,3 +141,17 @@ def test_track_that_doubles_back_keeps_pairs_apart():
     assert info["method"] == "spatial" and len(keep) <= info["target"]
     assert d.min() >= info["distance_m"] - 1e-6
     assert (keep >= len(out)).sum() <= 2  # the return leg re-visits kept ground: (almost) nothing new kept
+
+
+def test_real_benthicnet_rows():
+    """The shipped real rows (ISO datetimes, some with offsets; an image with two annotation rows)."""
+    from benthic import datastats
+
+    df = datastats.benthicnet_shipped()
+    kept, report = spatial_subsample(df, progress=False)
+    assert report["n_images"].sum() == len(df) and len(kept) == report["n_kept"].sum()
+    two = report.set_index("site").loc["A_001_margem"]  # same image twice: identical coordinates
+    assert two["n_unique_coords"] == 1 and two["n_kept"] == 2
+    fk = df[df["site"] == "FK200802_S0380"]
+    d = haversine_m(*fk[["latitude", "longitude"]].to_numpy().T[:, :1], *fk[["latitude", "longitude"]].to_numpy().T[:, 1:])
+    assert d.item() < 1.25 and report.set_index("site").loc["FK200802_S0380", "n_kept"] == 1
