@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
+import warnings
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -20,6 +21,7 @@ CIFAR10_NAMES: tuple[str, ...] = ("airplane", "automobile", "bird", "cat", "deer
                                   "dog", "frog", "horse", "ship", "truck")
 ARCHIVE = DATA_DIR / "cifar10" / "CIFAR-10-images.tar.gz"
 SPLITS = ("train", "test")
+_CHUNK = 5000  # images per batched decode
 _TORCHVISION = {
     "cifar10": ("CIFAR10", "cifar-10-batches-py", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"),
     "cifar100": ("CIFAR100", "cifar-100-python", "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"),
@@ -71,12 +73,10 @@ def _file_hash(path: Path) -> str:
 
 
 def _decode_archive(archive: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Decode every JPEG of the archive, ordered by (split, class index, file name)."""
-    from PIL import Image
-
-    found: dict[str, list[tuple[int, str, np.ndarray]]] = {s: [] for s in SPLITS}
+    """Decode every image of the archive, ordered by (split, class index, file name)."""
+    found: dict[str, list[tuple[int, str, bytes]]] = {s: [] for s in SPLITS}
     with tarfile.open(archive, "r|gz") as tar:
-        for member in tqdm(tar, desc=f"decoding {archive.name}", unit=" files", total=60_000, leave=False):
+        for member in tqdm(tar, desc=f"reading {archive.name}", unit=" files", total=60_024, leave=False):
             parts = PurePosixPath(member.name).parts
             if not member.isfile() or len(parts) < 3 or not parts[-1].lower().endswith((".jpg", ".jpeg", ".png")):
                 continue
@@ -85,21 +85,57 @@ def _decode_archive(archive: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
                 continue
             if cls not in CIFAR10_NAMES:
                 raise ValueError(f"{archive}: member {member.name!r} has unknown class folder {cls!r}")
-            data = tar.extractfile(member).read()
-            with Image.open(io.BytesIO(data)) as im:
-                arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-            if arr.shape != (32, 32, 3):
-                raise ValueError(f"{archive}: member {member.name!r} is {arr.shape}, expected (32, 32, 3)")
-            found[split].append((CIFAR10_NAMES.index(cls), fname, arr))
+            found[split].append((CIFAR10_NAMES.index(cls), fname, tar.extractfile(member).read()))
     out = {}
     for split, items in found.items():
         if not items:
             raise ValueError(f"{archive}: no images under {split}/<class>/")
         items.sort(key=lambda t: (t[0], t[1]))
-        images = np.stack([t[2] for t in items])
-        labels = np.array([t[0] for t in items], dtype=np.int64)
-        out[split] = (images, labels)
+        images = np.empty((len(items), 32, 32, 3), dtype=np.uint8)
+        for start in tqdm(range(0, len(items), _CHUNK), desc=f"decoding {archive.name} ({split})", leave=False):
+            chunk = items[start:start + _CHUNK]
+            images[start:start + len(chunk)] = _decode_many([t[2] for t in chunk], [f"{split}/{CIFAR10_NAMES[t[0]]}/{t[1]}" for t in chunk], archive)
+        out[split] = (images, np.array([t[0] for t in items], dtype=np.int64))
     return out
+
+
+def _decode_many(blobs: list[bytes], names: list[str], archive: Path) -> np.ndarray:
+    """uint8 (n, 32, 32, 3) from encoded images: torchvision's batched JPEG decoder when present (about 2x
+    PIL's speed, same pixels; deprecated since torchvision 0.29, which is pinned), else or on failure PIL,
+    which names a bad member."""
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from torchvision.io import ImageReadMode, decode_jpeg
+    except ImportError:
+        decode_jpeg = None
+    if decode_jpeg is not None and all(b[:3] == b"\xff\xd8\xff" for b in blobs):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                decoded = decode_jpeg([torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in blobs],
+                                      mode=ImageReadMode.RGB)
+            if all(t.shape == (3, 32, 32) for t in decoded):
+                return torch.stack(decoded).permute(0, 2, 3, 1).numpy()
+        except RuntimeError:
+            pass  # fall through to PIL, which names the bad member
+    return np.stack([_decode_one(b, n, archive) for b, n in zip(blobs, names)])
+
+
+def _decode_one(blob: bytes, name: str, archive: Path) -> np.ndarray:
+    """Decode one member with PIL, checking it is a 32x32 image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(blob)) as im:
+            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"{archive}: member {name!r} is not a readable image ({err})") from None
+    if arr.shape != (32, 32, 3):
+        raise ValueError(f"{archive}: member {name!r} is {arr.shape}, expected (32, 32, 3)")
+    return arr
 
 
 def _load_torchvision(name: str, split: str, root: Path) -> tuple[np.ndarray, np.ndarray]:
