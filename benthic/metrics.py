@@ -208,3 +208,15 @@ def alpha_req(z: np.ndarray, fit_range: tuple[int, int | None] = (1, None), rel_
     ranks = np.arange(first, last + 1)
     slope = np.polyfit(np.log(ranks), np.log(eig[first - 1:last]), 1)[0]
     return float(-slope)
+
+
+def outlier_mask(z: np.ndarray, threshold: float = 8.0) -> np.ndarray:
+    """Rows far from the bulk (paper Figs. 2-4: outliers that shrink the entropy by stretching std):
+    |z - median| > threshold * 1.4826 * MAD in any dimension. Zero-MAD dimensions are ignored."""
+    z = check_embeddings(z, min_rows=1)
+    med = np.median(z, axis=0)
+    scale = 1.4826 * np.median(np.abs(z - med), axis=0)
+    ok = scale > 0
+    if not ok.any():
+        return np.zeros(len(z), bool)
+    return (np.abs(z[:, ok] - med[ok]) > threshold * scale[ok]).any(axis=1)

@@ -1,0 +1,195 @@
+"""Monitoring on synthetic embeddings with a known truth: milestone metrics, Pearson tables against
+scipy, degenerate milestones (NaN with a reason), the paper comparison, the training callback."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+from sklearn.metrics import silhouette_score
+from torch import nn
+
+from benthic import metrics as M
+from benthic import monitoring as mon
+from benthic.paper_tables import paper_long, pearson_p
+
+FAST = mon.MonitorConfig(n_neighbors=15)
+
+
+def blobs(n=240, k=4, d=32, spread=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(k, d)) * 3
+    y = rng.permutation(np.arange(n) % k)
+    return (centers[y] + spread * rng.normal(size=(n, d))).astype(np.float32), y
+
+
+def test_evaluate_milestone_on_clustered_embeddings():
+    z, y = blobs()
+    z_train, y_train = z[::2], y[::2]
+    row = mon.evaluate_milestone(z[1::2], labels=y[1::2], n_classes=4, lp=True, knn=True,
+                                 train_images=z_train, train_labels=y_train, config=FAST, return_arrays=True)
+    zs, ys = z[1::2], y[1::2]
+    assert row["notes"] == "" and row["n"] == 120 and (row["k1"], row["k2"]) == (4, 8)
+    assert row["ami_c1_gt"] > 0.95 and row["lp_acc"] == 1.0 and row["knn_acc"] == 1.0
+    assert row["s_gt"] == pytest.approx(silhouette_score(zs, ys))
+    assert row["rankme"] == pytest.approx(M.rankme(zs))
+    assert row["entropy"] == pytest.approx(M.entropy_3d(row["z3"], 0.4))
+    z3c = row["z3"] - row["z3"].mean(axis=0)  # cosine k-means on centred Z3 (MonitorConfig.center_z3)
+    c1 = M.kmeans_cosine(z3c, 4)
+    assert row["s1"] == pytest.approx(silhouette_score(zs, c1))
+    assert row["ami_c1_c2"] == pytest.approx(M.ami(c1, M.kmeans_cosine(z3c, 8)))
+    assert row["n_outliers"] == 0
+
+
+def test_label_based_metrics_rise_as_clusters_form():
+    rows = [mon.evaluate_milestone(blobs(spread=s)[0], labels=blobs(spread=s)[1], config=FAST)
+            for s in (20.0, 5.0, 0.3)]
+    ami = [r["ami_c1_gt"] for r in rows]
+    sgt = [r["s_gt"] for r in rows]
+    assert ami[0] < ami[1] <= ami[2] and ami[2] > 0.95 and sgt[0] < sgt[1] < sgt[2]
+
+
+def test_degenerate_milestones_give_nan_with_reason():
+    const = np.ones((120, 16), np.float32)
+    row = mon.evaluate_milestone(const, n_classes=4, config=FAST)
+    assert np.isnan(row["entropy"]) and np.isnan(row["s1"]) and np.isnan(row["ami_c1_c2"])
+    assert "umap" in row["notes"] and "distinct row" in row["notes"] and "alpha-ReQ" in row["notes"]
+    assert row["rankme"] == pytest.approx(1.0, abs=1e-4)  # one direction
+
+    z, y = blobs()
+    z[[3, 7]] = np.nan
+    row = mon.evaluate_milestone(z, labels=y, config=FAST)
+    assert row["n"] == 238 and "dropped 2 of 240 non-finite" in row["notes"] and np.isfinite(row["entropy"])
+
+    row = mon.evaluate_milestone(np.full((100, 8), np.nan), n_classes=3, config=FAST)
+    assert row["n"] == 0 and np.isnan(row["rankme"]) and "undefined" in row["notes"]
+
+    row = mon.evaluate_milestone(z[:10], labels=y[:10], config=FAST)  # fewer samples than neighbours
+    assert np.isnan(row["entropy"]) and "needs more than 15 samples" in row["notes"]
+
+    row = mon.evaluate_milestone(blobs()[0], labels=np.zeros(240, int), n_classes=4, config=FAST)
+    assert np.isnan(row["s_gt"]) and "S_GT" in row["notes"] and row["ami_c1_gt"] == pytest.approx(0.0)
+
+    with pytest.raises(ValueError, match="n_classes"):
+        mon.evaluate_milestone(blobs()[0], config=FAST)
+    with pytest.raises(ValueError, match="labels have shape"):
+        mon.evaluate_milestone(blobs()[0], labels=np.zeros(5), config=FAST)
+
+
+def _run_table(seed=0, n=12):
+    rng = np.random.default_rng(seed)
+    epochs = np.arange(n) * 20
+    lp = 0.1 + 0.8 * (1 - np.exp(-epochs / 60))
+    return pd.DataFrame({"method": "simclr", "dataset": "cifar10", "epoch": epochs, "lp_acc": lp,
+                         "ami_c1_gt": lp + 0.01 * rng.normal(size=n), "entropy": -lp + 0.05 * rng.normal(size=n),
+                         "s1": rng.normal(size=n), "rankme": np.full(n, 3.0)})
+
+
+def test_pearson_table_equals_scipy_with_and_without_init():
+    df = _run_table()
+    table = mon.pearson_table(df, ("ami_c1_gt", "entropy", "s1", "rankme"))
+    assert set(table.init) == {"w/ init", "w/o init"}
+    for m in ("ami_c1_gt", "entropy", "s1"):
+        for init, sub in (("w/ init", df), ("w/o init", df[df.epoch != 0])):
+            ref = stats.pearsonr(sub[m], sub.lp_acc)
+            cell = table[(table.metric == m) & (table.init == init)].iloc[0]
+            assert cell.r == pytest.approx(ref.statistic) and cell.p == pytest.approx(ref.pvalue)
+            assert cell.n == len(sub) and cell.significant == (ref.pvalue < 0.05)
+    const = table[table.metric == "rankme"].iloc[0]
+    assert np.isnan(const.r) and const.note == "constant input" and not const.significant
+    wide = mon.wide_pearson(table)
+    row = wide[wide.metric == "H(Z3)"].iloc[0]
+    assert row["simclr cifar10 w/ init"].startswith("-0.9")  # significant negative: plain number
+    assert wide[wide.metric == "RankMe"].iloc[0]["simclr cifar10 w/ init"] == "n/a"
+    s1 = table[(table.metric == "s1") & (table.init == "w/ init")].iloc[0]
+    assert wide[wide.metric == "S1"].iloc[0]["simclr cifar10 w/ init"] == (
+        f"{s1.r:.2f}" if s1.p < 0.05 else f"({s1.r:.2f})")
+
+
+def test_render_pearson_table_colours_cells_like_the_paper():
+    long = pd.DataFrame({"method": "m", "dataset": "d", "init": "w/ init", "metric": ["ami_c1_gt", "entropy", "s1"],
+                         "r": [0.9, -0.8, 0.1], "p": [0.001, 0.01, 0.5]})
+    fig = mon.render_pearson_table(long)
+    colours = {t.get_text(): t.get_color() for t in fig.axes[0].texts}
+    assert colours["0.90"] == "black" and colours["-0.80"] == "#c0392b" and colours["0.10"] == "#a0a0a0"
+
+
+def test_compare_with_paper_counts_agreement():
+    paper = paper_long("I")
+    ours = paper.rename(columns={"group": "method", "p_derived": "p"}).drop(columns="source")
+    counts = mon.agreement_counts(mon.compare_with_paper(ours, paper))
+    assert counts == {"cells": 60, "sign": 60, "significance": 60, "colour": 60}
+    flipped = ours.copy()
+    i = flipped.index[(flipped.metric == "ami_c1_gt") & (flipped.method == "simclr")][0]
+    flipped.loc[i, "r"] = -flipped.loc[i, "r"]
+    counts = mon.agreement_counts(mon.compare_with_paper(flipped, paper))
+    assert (counts["sign"], counts["significance"], counts["colour"]) == (59, 60, 59)
+
+
+def test_paper_p_values_follow_from_r_and_n():
+    x = np.random.default_rng(0).normal(size=(2, 30))
+    res = stats.pearsonr(x[0], x[1])
+    assert pearson_p(res.statistic, 30) == pytest.approx(res.pvalue)
+    table = paper_long("II")
+    assert len(table) == 40 and set(table.group) == {"ResNet", "DenseNet", "EfficientNet", "Overall"}
+    cell = table[(table.group == "Overall") & (table.dataset == "cifar100") & (table.metric == "entropy")].iloc[0]
+    assert cell.r == -0.52 and cell.p_derived < 0.05  # the paper's one significant "overall" result
+
+
+def test_outlier_milestones_and_collapse_summary():
+    df = pd.DataFrame({"epoch": [0, 20, 40], "n_outliers": [0, 3, 0]})
+    assert mon.outlier_milestones(df).epoch.tolist() == [20]
+    s_full = np.ones(8)
+    s_coll = np.array([1.0, 0.5] + [1e-6] * 6)
+    spectra = pd.DataFrame([{"method": "x", "dataset": "d", "epoch": e, "rank": k + 1, "singular_value": s[k]}
+                            for e, s in ((0, s_full), (100, s_coll)) for k in range(8)])
+    summary = mon.collapse_summary(spectra).iloc[0]
+    assert (summary.dims_above_first, summary.dims_above_last) == (8, 2)
+    assert summary.eff_rank_first == pytest.approx(8, rel=1e-4) and summary.eff_rank_last < 2.1
+
+
+class _Flatten(nn.Module):
+    """A fixed random 'encoder' of 8x8 images (the monitor only needs feature_dim, mean, std)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(8 * 8 * 3, 16))
+        self.feature_dim, self.mean, self.std = 16, (0.5,) * 3, (0.25,) * 3
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_monitor_logs_label_free_metrics_per_milestone():
+    images = np.random.default_rng(0).integers(0, 255, size=(80, 8, 8, 3), dtype=np.uint8)
+    monitor = mon.MilestoneMonitor(images, n_classes=3, config=FAST, device="cpu")
+    enc = _Flatten()
+    first = monitor(0, enc)
+    monitor(5, enc)
+    table = monitor.table
+    assert table.epoch.tolist() == [0, 5] and "ami_c1_gt" not in table
+    z = enc(torch.from_numpy((images / 255.0 - 0.5) / 0.25).permute(0, 3, 1, 2).float()).detach().numpy()
+    assert first["rankme"] == pytest.approx(M.rankme(z), rel=1e-4)
+    assert table.entropy.iloc[0] == table.entropy.iloc[1]  # same encoder, seeded UMAP
+    assert len(monitor.plot().axes) == len(mon.LABEL_FREE)
+
+
+def test_train_with_monitor_and_evaluate_run(tmp_path):
+    from benthic.ssl import get_config
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, size=(128, 8, 8, 3), dtype=np.uint8)
+    labels = np.arange(128) % 4
+    config = get_config("smoke", "simclr", batch_size=64, progress=False, device="cpu")
+    monitor = mon.MilestoneMonitor(images[:64], n_classes=4, config=FAST, device="cpu")
+    paths = mon.train_with_monitor(config, monitor, images=images)
+    assert monitor.table.epoch.tolist() == list(config.milestone_epochs()) == [0, 1, 2]
+    table, spectra = mon.evaluate_run(paths, images[:64], labels[:64], meta={"method": "simclr"},
+                                      cache_dir=tmp_path, config=FAST, device="cpu")
+    assert table.epoch.tolist() == [0, 1, 2] and (table.method == "simclr").all()
+    np.testing.assert_allclose(table.rankme, monitor.table.rankme, rtol=1e-5)
+    assert set(spectra.epoch) == {0, 1, 2} and spectra["rank"].max() <= 64
+    again, _ = mon.evaluate_run(paths, images[:64], labels[:64], meta={"method": "simclr"}, cache_dir=tmp_path,
+                                config=FAST, device="cpu")
+    pd.testing.assert_frame_equal(table.drop(columns="seconds"), again.drop(columns="seconds"))
