@@ -1,0 +1,159 @@
+"""Cross-validation driver: grouped stratified folds, ANOVA/Tukey against scipy, transfer efficiency by
+hand, augmentation identities, and a tiny end-to-end run of the transfer code path."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+
+from benthic import crossval
+from benthic.transfer import TrainConfig
+
+
+def _hand_scores():
+    data = {"a": [0.60, 0.62, 0.58, 0.61, 0.59], "b": [0.70, 0.72, 0.69, 0.71, 0.73], "c": [0.61, 0.63, 0.60, 0.64, 0.62]}
+    return data, pd.DataFrame([{"model": m, "fold": f, "macro_f1": v} for m, vals in data.items()
+                               for f, v in enumerate(vals)])
+
+
+def test_anova_equals_scipy_and_hand_computation():
+    data, scores = _hand_scores()
+    table = crossval.anova(scores)
+    ref = stats.f_oneway(*data.values())
+    assert table.loc[0, "F"] == pytest.approx(ref.statistic)
+    assert table.loc[0, "p_value"] == pytest.approx(ref.pvalue)
+    # F by hand: between-group mean square over within-group mean square
+    groups = [np.array(v) for v in data.values()]
+    grand = np.concatenate(groups).mean()
+    ssb = sum(len(g) * (g.mean() - grand) ** 2 for g in groups)
+    ssw = sum(((g - g.mean()) ** 2).sum() for g in groups)
+    assert table.loc[0, "F"] == pytest.approx((ssb / 2) / (ssw / 12))
+    assert (table.loc[0, "df_between"], table.loc[0, "df_within"]) == (2, 12)
+    assert bool(table.loc[0, "significant"]) == bool(ref.pvalue < 0.05)
+
+
+def test_anova_constant_groups_reports_undefined():
+    scores = pd.DataFrame({"model": ["a", "a", "b", "b"], "fold": [0, 1, 0, 1], "macro_f1": [0.5, 0.5, 0.5, 0.5]})
+    table = crossval.anova(scores)
+    assert np.isnan(table.loc[0, "F"]) and not table.loc[0, "significant"] and "constant" in table.loc[0, "note"]
+    with pytest.raises(ValueError, match="at least two"):
+        crossval.anova(scores[scores.model == "a"])
+
+
+def test_tukey_equals_scipy():
+    data, scores = _hand_scores()
+    table = crossval.tukey(scores)
+    ref = stats.tukey_hsd(*data.values())
+    ci = ref.confidence_interval(0.95)
+    names = list(data)
+    assert len(table) == 3
+    for row in table.itertuples():
+        i, j = names.index(row.a), names.index(row.b)
+        assert row.mean_diff == pytest.approx(np.mean(data[row.a]) - np.mean(data[row.b]))
+        assert row.p_value == pytest.approx(ref.pvalue[i, j])
+        assert (row.ci_low, row.ci_high) == (pytest.approx(ci.low[i, j]), pytest.approx(ci.high[i, j]))
+        assert row.significant == (ref.pvalue[i, j] < 0.05)
+    ab = table[(table.a == "a") & (table.b == "b")].iloc[0]
+    assert ab.significant and ab.mean_diff < 0
+
+
+def test_grouped_folds_keep_groups_whole_and_stratify():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(40), 10)
+    y = np.repeat(rng.choice(3, size=40, p=[0.6, 0.25, 0.15]), 10)  # a group's tiles share a class
+    folds = crossval.grouped_folds(y, groups, 5, seed=1)
+    assert len(folds) == 5
+    covered = np.sort(np.concatenate([te for _, te in folds]))
+    assert np.array_equal(covered, np.arange(len(y)))
+    overall = np.bincount(y, minlength=3) / len(y)
+    for tr, te in folds:
+        assert not set(groups[tr]) & set(groups[te])
+        assert len(np.intersect1d(tr, te)) == 0 and len(tr) + len(te) == len(y)
+        share = np.bincount(y[te], minlength=3) / len(te)
+        assert np.abs(share - overall).max() < 0.1
+
+
+def test_transfer_efficiency_hand_cases():
+    assert crossval.transfer_efficiency(0.7, 0.5, 0.9) == (pytest.approx(0.5), "")
+    assert crossval.transfer_efficiency(0.9, 0.5, 0.9)[0] == pytest.approx(1.0)
+    assert crossval.transfer_efficiency(1.0, 0.5, 0.9)[0] == pytest.approx(1.25)
+    assert crossval.transfer_efficiency(0.4, 0.5, 0.9)[0] == pytest.approx(-0.25)
+    value, reason = crossval.transfer_efficiency(0.7, 0.6, 0.6)
+    assert np.isnan(value) and "does not beat scratch" in reason
+    value, reason = crossval.transfer_efficiency(0.7, 0.6, 0.5)
+    assert np.isnan(value) and reason
+    value, reason = crossval.transfer_efficiency(float("nan"), 0.6, 0.8)
+    assert np.isnan(value) and "not finite" in reason
+
+
+def test_efficiency_table_per_fold_and_of_means():
+    rows = []
+    for f, (p, s, r) in enumerate([(0.7, 0.5, 0.9), (0.6, 0.5, 0.7), (0.8, 0.6, 0.6)]):
+        rows += [{"model": "pre", "fold": f, "macro_f1": p}, {"model": "scr", "fold": f, "macro_f1": s},
+                 {"model": "ref", "fold": f, "macro_f1": r}]
+    table = crossval.efficiency_table(pd.DataFrame(rows), "scr", "ref")
+    row = table.iloc[0]
+    assert row.model == "pre" and row.folds_defined == 2
+    assert row.te_fold_mean == pytest.approx((0.5 + 0.5) / 2)
+    assert row.te_of_means == pytest.approx((0.7 - 16 / 30) / (22 / 30 - 16 / 30))
+    assert "1 fold(s) undefined" in row.note
+    with pytest.raises(ValueError, match="not in the scores"):
+        crossval.efficiency_table(pd.DataFrame(rows), "scr", "missing")
+
+
+def test_cross_validate_scores_match_sklearn():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4))
+    y = (x[:, 0] > 0).astype(int) + (x[:, 1] > 1).astype(int)
+    groups = np.arange(120) // 4
+    folds = crossval.grouped_folds(y, groups, 3, seed=0)
+    preds = {}
+
+    def run(tr, te, fold):
+        preds[fold] = LogisticRegression().fit(x[tr], y[tr]).predict(x[te])
+        return preds[fold]
+
+    scores = crossval.cross_validate({"logreg": run}, y, folds)
+    assert list(scores.fold) == [0, 1, 2]
+    for (tr, te), row in zip(folds, scores.itertuples()):
+        assert row.accuracy == pytest.approx(np.mean(preds[row.fold] == y[te]))
+        assert row.macro_f1 == pytest.approx(f1_score(y[te], preds[row.fold], average="macro"))
+    with pytest.raises(ValueError, match="predictions"):
+        crossval.cross_validate({"bad": lambda tr, te, f: np.zeros(1)}, y, folds)
+
+
+def test_augment_batch_flags():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 3, 8, 8)
+    assert torch.equal(crossval.augment_batch(x, gen, False, False, False), x)
+    flipped = crossval.augment_batch(x, gen, False, False, True)
+    options = lambda i: [x[i], x[i].flip(2), x[i].flip(1), x[i].flip(1).flip(2)]
+    assert all(any(torch.equal(flipped[i], o) for o in options(i)) for i in range(16))
+    assert not torch.equal(flipped, x)
+    rotated = crossval.augment_batch(x, gen, True, False, False)
+    assert rotated.shape == x.shape and not torch.allclose(rotated, x)
+    zoomed = crossval.augment_batch(x, gen, False, True, False, scale_range=(1.0, 1.0))
+    assert torch.allclose(zoomed, x, atol=1e-5)  # zoom 1 and no rotation: the sampling grid is the identity
+    assert crossval.arm_name((True, False, True)) == "rotation + flipping" and crossval.arm_name((0, 0, 0)) == "none"
+
+
+def test_small_end_to_end_run_and_timing():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 12)
+    images = rng.integers(0, 60, size=(36, 16, 16, 3), dtype=np.uint8)
+    images[y == 1, :, :, 0] = 220  # class-dependent colour: learnable
+    images[y == 2, :, :, 2] = 220
+    groups = np.arange(36) // 2
+    cfg = crossval.get_config("smoke", k=3, probe=TrainConfig(60, 1e-2, 1e-4, 64, False),
+                              finetune=TrainConfig(2, 1e-3, 1e-5, 16, False))
+    spec = {"kind": "random", "backbone": "small_cnn"}
+    models = [crossval.CVModel("probe", spec, "linear probe", 16), crossval.CVModel("ft", spec, "fine-tune", 16)]
+    scores = crossval.run_models(models, images, y, groups, cfg, "smoke")
+    assert len(scores) == 6 and set(scores.protocol) == {"linear probe", "fine-tune"}
+    assert scores[scores.model == "probe"].accuracy.mean() > 0.8
+    timing = crossval.timing_table(models[:1], 3, cfg, devices=["cpu"])
+    assert list(timing.batch_size) == [1, 16] and (timing.ms_per_image > 0).all()
+    assert np.allclose(timing.images_per_s * timing.ms_per_image, 1e3)
