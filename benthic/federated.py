@@ -1,0 +1,329 @@
+"""Federated training of the HML head across research groups that do not share images (SPEC D), on
+Flower: each group is a Flower client holding its own cached image features and its own annotation
+depth (benthic.translate.simulate_groups); Flower's simulation engine (ray) runs the rounds with its
+FedAvg or FedProx strategy. Compared with centralised training and with each group alone on one test set."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, replace
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import hml, transfer
+from .paths import check_scale
+from .transfer import Model, TrainConfig
+
+Targets = Mapping[str, tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class FedConfig:
+    """Per-scale settings of notebook 07: rounds, local epochs per round, HML head and optimiser, FedProx mu,
+    the frozen encoder whose features the groups train on, and the test split."""
+
+    rounds: int = 50
+    local_epochs: int = 2
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    batch_size: int = 128
+    hidden: int = 2048
+    dropout: float = 0.7
+    proximal_mu: float = 0.1
+    image_size: int = 224
+    imagenet_model: str = "efficientnet-lite0"
+    test_fraction: float = 0.3
+    seed: int = 0
+    max_tiles: int | None = None
+
+
+CONFIGS: dict[str, FedConfig] = {
+    "smoke": FedConfig(rounds=2, local_epochs=2, hidden=32, dropout=0.2, image_size=32, max_tiles=200),
+    "quick": FedConfig(rounds=8, local_epochs=3, hidden=256, dropout=0.5, image_size=64),
+    "paper": FedConfig(),
+}
+
+
+def get_config(scale: str, **overrides) -> FedConfig:
+    """The preset of a scale with fields overridden."""
+    return replace(CONFIGS[check_scale(scale)], **overrides)
+
+
+# --------------------------------------------------------------------------------- model weights
+def _shared(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The floating-point state entries (parameters, BatchNorm running statistics); integer counters such as
+    BatchNorm's num_batches_tracked stay local (averaging a counter means nothing)."""
+    return {k: v for k, v in module.state_dict().items() if v.dtype.is_floating_point}
+
+
+def get_weights(module: torch.nn.Module) -> list[np.ndarray]:
+    """The module's shared state as NumPy arrays in state_dict order: what Flower sends and averages."""
+    return [v.detach().cpu().numpy().copy() for v in _shared(module).values()]
+
+
+def set_weights(module: torch.nn.Module, arrays: Sequence[np.ndarray]) -> None:
+    """Load arrays from `get_weights` (or an aggregate of them) back into the module."""
+    state = _shared(module)
+    if len(arrays) != len(state):
+        raise ValueError(f"got {len(arrays)} arrays for a module with {len(state)} shared state entries")
+    new = {}
+    for (k, v), a in zip(state.items(), arrays):
+        if tuple(np.shape(a)) != tuple(v.shape):
+            raise ValueError(f"state entry {k!r}: shape {tuple(np.shape(a))} != {tuple(v.shape)}")
+        new[k] = torch.from_numpy(np.array(a, dtype=np.float32)).to(v.dtype)  # a writable copy
+    module.load_state_dict(new, strict=False)
+
+
+def build_head(in_dim: int, hierarchies: Mapping, cfg: FedConfig, seed: int) -> hml.HMLHead:
+    """A fresh HML head (seeded), the model every party trains."""
+    torch.manual_seed(seed)
+    return hml.HMLHead.from_hierarchies(in_dim, hierarchies, hidden=cfg.hidden, dropout=cfg.dropout)
+
+
+def train_round(head: hml.HMLHead, x: np.ndarray, y: np.ndarray, m: np.ndarray, cfg: FedConfig, seed: int,
+                proximal_mu: float = 0.0) -> hml.HMLHead:
+    """`cfg.local_epochs` of masked-MCLoss training through benthic.transfer.fit; with proximal_mu > 0 the
+    FedProx term mu/2 ||w - w_start||^2 keeps the weights near the round's starting (global) model."""
+    start = [p.detach().clone() for p in head.parameters()]
+
+    def loss(logits, yb, mb):
+        value = hml.mc_loss(logits, yb, mb, head.mcm)
+        if proximal_mu > 0:
+            value = value + proximal_mu / 2 * sum(((p - g) ** 2).sum() for p, g in zip(head.parameters(), start))
+        return value
+
+    train = TrainConfig(cfg.local_epochs, cfg.lr, cfg.weight_decay, cfg.batch_size, False)
+    transfer.fit(Model(head), x, [y, m], loss, train, seed, device="cpu")
+    return head
+
+
+@torch.no_grad()
+def masked_loss(head: hml.HMLHead, x: np.ndarray, y: np.ndarray, m: np.ndarray) -> float:
+    """Masked MCLoss of the head (eval mode) on features x with stacked targets y and mask m."""
+    head.eval()
+    logits = head(torch.from_numpy(np.array(x, dtype=np.float32)))
+    return float(hml.mc_loss(logits, torch.from_numpy(np.array(y)), torch.from_numpy(np.array(m)), head.mcm))
+
+
+def scores(head: hml.HMLHead, x: np.ndarray, targets: Targets, hierarchies: Mapping) -> dict[str, float]:
+    """Test scores of a head: masked loss, and over the heads that have labels the mean subset accuracy
+    ('accuracy') and mean micro F1 of benthic.hml.evaluate."""
+    y, m = transfer.stack_targets(targets, head.heads)
+    probs = transfer.hml_probabilities(Model(head), x)
+    table = hml.evaluate(probs, {h: t for h, (t, _) in targets.items()}, {h: k for h, (_, k) in targets.items()},
+                         hierarchies)
+    return {"loss": masked_loss(head, x, y, m), "accuracy": float(table["subset_accuracy"].mean()),
+            "micro_f1": float(table["micro_f1"].mean())}
+
+
+# ------------------------------------------------------------------------------------ the parties
+@dataclass
+class Party:
+    """One research group: its features and its (degraded) HML targets, stacked in head order."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    m: np.ndarray
+
+
+def make_parties(x: np.ndarray, targets: Targets, hierarchies: Mapping, units: np.ndarray, seed: int,
+                 heads: Sequence[str]) -> list[Party]:
+    """Split training rows into research groups by unit (photo) with benthic.translate.simulate_groups:
+    each group keeps its images and labels to its own depth/heads (the HML helper's mixed-depth split)."""
+    from .translate import GROUPS, simulate_groups
+
+    degraded, group = simulate_groups(targets, hierarchies, np.asarray(units), seed)
+    parties = []
+    for g, spec in enumerate(GROUPS):
+        rows = np.flatnonzero(group == g)
+        if len(rows) < 2:
+            continue
+        y, m = transfer.stack_targets(transfer.subset_targets(degraded, rows), heads)
+        parties.append(Party(spec["name"], x[rows], y, m))
+    if len(parties) < 2:
+        raise ValueError(f"need at least two research groups with two or more images; got {len(parties)}")
+    return parties
+
+
+def _client_class():
+    from flwr.client import NumPyClient
+
+    class HMLClient(NumPyClient):
+        """A Flower client: one party training the shared HML head on its own data."""
+
+        def __init__(self, party: Party, hierarchies: Mapping, cfg: FedConfig, cid: int):
+            self.party, self.cfg, self.cid = party, cfg, cid
+            self.head = build_head(party.x.shape[1], hierarchies, cfg, cfg.seed)
+
+        def get_parameters(self, config):
+            return get_weights(self.head)
+
+        def fit(self, parameters, config):
+            set_weights(self.head, parameters)
+            rnd = int(config.get("server_round", 0))
+            train_round(self.head, self.party.x, self.party.y, self.party.m, self.cfg,
+                        self.cfg.seed * 1000 + 100 * self.cid + rnd, float(config.get("proximal_mu", 0.0)))
+            return get_weights(self.head), len(self.party.x), {
+                "train_loss": masked_loss(self.head, self.party.x, self.party.y, self.party.m)}
+
+    return HMLClient
+
+
+def _strategy(name: str, cfg: FedConfig, n_clients: int, initial: list[np.ndarray], evaluate_fn, record: list | None):
+    """Flower's FedAvg or FedProx, recording (when `record` is a list) each round's client weights, client
+    sample counts and the aggregate, so tests can check the aggregation."""
+    from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
+    from flwr.server.strategy import FedAvg, FedProx
+
+    bases = {"fedavg": FedAvg, "fedprox": FedProx}
+    if name.lower() not in bases:
+        raise ValueError(f"strategy must be one of {list(bases)}, got {name!r}")
+    base = bases[name.lower()]
+
+    class Recording(base):
+        def aggregate_fit(self, server_round, results, failures):
+            if failures:
+                raise RuntimeError(f"round {server_round}: {len(failures)} client(s) failed: {failures[0]!r}")
+            params, metrics = super().aggregate_fit(server_round, results, failures)
+            if record is not None:
+                record.append({"round": server_round,
+                               "clients": [(r.num_examples, parameters_to_ndarrays(r.parameters)) for _, r in results],
+                               "train_loss": [float(r.metrics["train_loss"]) for _, r in results],
+                               "aggregated": parameters_to_ndarrays(params)})
+            return params, metrics
+
+    kwargs = dict(fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=n_clients, min_evaluate_clients=0,
+                  min_available_clients=n_clients, evaluate_fn=evaluate_fn,
+                  on_fit_config_fn=lambda rnd: {"server_round": rnd},
+                  initial_parameters=ndarrays_to_parameters(initial), accept_failures=False)
+    if base is FedProx:
+        kwargs["proximal_mu"] = cfg.proximal_mu
+    return Recording(**kwargs)
+
+
+def run_federated(strategy: str, parties: Sequence[Party], x_test: np.ndarray, test_targets: Targets,
+                  hierarchies: Mapping, cfg: FedConfig, record: list | None = None, num_cpus: int = 2) -> pd.DataFrame:
+    """Run cfg.rounds of Flower's simulation (ray backend) with one client per party and the FedAvg or
+    FedProx strategy; the server evaluates the global head on the test set after every round (round 0 =
+    the initial model). Returns one row per round: strategy, round, loss, accuracy, micro_f1."""
+    from flwr.client import ClientApp
+    from flwr.server import ServerAppComponents, ServerConfig
+    from flwr.serverapp import ServerApp
+    from flwr.simulation import run_simulation
+
+    heads = list(hierarchies)
+    dim = parties[0].x.shape[1]
+    server_head = build_head(dim, hierarchies, cfg, cfg.seed)
+    curve: list[dict] = []
+
+    def evaluate_fn(server_round, arrays, config):
+        set_weights(server_head, arrays)
+        s = scores(server_head, x_test, test_targets, hierarchies)
+        curve.append({"strategy": strategy, "round": server_round, **s})
+        return s["loss"], {"accuracy": s["accuracy"]}
+
+    client_cls = _client_class()
+    hier = {h: hierarchies[h] for h in heads}
+
+    def client_fn(context):
+        cid = int(context.node_config["partition-id"])
+        return client_cls(parties[cid], hier, cfg, cid).to_client()
+
+    strat = _strategy(strategy, cfg, len(parties), get_weights(server_head), evaluate_fn, record)
+    server_app = ServerApp(server_fn=lambda context: ServerAppComponents(strategy=strat,
+                                                                         config=ServerConfig(num_rounds=cfg.rounds)))
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # offline machines: no usage report
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    backend = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+               "init_args": {"num_cpus": num_cpus, "include_dashboard": False, "logging_level": logging.ERROR}}
+    flwr_logger = logging.getLogger("flwr")
+    level = flwr_logger.level
+    flwr_logger.setLevel(logging.WARNING)
+    try:
+        run_simulation(server_app=server_app, client_app=ClientApp(client_fn=client_fn),
+                       num_supernodes=len(parties), backend_config=backend)
+    finally:
+        flwr_logger.setLevel(level)
+    if len(curve) != cfg.rounds + 1:
+        raise RuntimeError(f"Flower simulation ended after {len(curve) - 1} of {cfg.rounds} rounds; see its log above")
+    return pd.DataFrame(curve)
+
+
+def local_curve(name: str, party: Party, x_test: np.ndarray, test_targets: Targets, hierarchies: Mapping,
+                cfg: FedConfig) -> pd.DataFrame:
+    """Training without federation, round for round on the same budget (cfg.local_epochs per round):
+    centralised when `party` pools every group's data, or one group alone."""
+    head = build_head(party.x.shape[1], hierarchies, cfg, cfg.seed)
+    rows = [{"strategy": name, "round": 0, **scores(head, x_test, test_targets, hierarchies)}]
+    for rnd in range(1, cfg.rounds + 1):
+        train_round(head, party.x, party.y, party.m, cfg, cfg.seed * 1000 + rnd)
+        rows.append({"strategy": name, "round": rnd, **scores(head, x_test, test_targets, hierarchies)})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------ notebook-level steps
+def reef_setup(cfg: FedConfig, scale: str) -> tuple[list[Party], np.ndarray, dict, dict]:
+    """Reef tiles -> frozen ImageNet features (cached) -> CATAMI targets (translation table) -> photo split;
+    training photos shared out to research groups. Returns (parties, x_test, test targets, hierarchies)."""
+    from .catami import load_hierarchies
+    from .data.coral import load_coral
+    from .translate import load_translation, translate_multi_hot
+
+    coral = load_coral(size=cfg.image_size)
+    idx = np.arange(len(coral))
+    if cfg.max_tiles is not None and cfg.max_tiles < len(idx):
+        idx = np.sort(np.random.default_rng(cfg.seed).choice(len(idx), cfg.max_tiles, replace=False))
+    hierarchies = load_hierarchies()
+    table = load_translation("coral_condition_to_catami", hierarchies)
+    targets = translate_multi_hot(coral.labels[idx], coral.label_names, table, hierarchies)
+    spec = {"kind": "imagenet", "backbone": f"imagenet:{cfg.imagenet_model}", "input_size": cfg.image_size}
+    x = transfer.encoder_features({"encoder": spec}, coral.images[idx], scale, cfg.seed)["encoder"]
+    photos = np.asarray(coral.photo_ids)[idx]
+    tr, te = transfer.photo_split(photos, cfg.test_fraction, cfg.seed)
+    parties = make_parties(x[tr], transfer.subset_targets(targets, tr), hierarchies, photos[tr], cfg.seed,
+                           list(hierarchies))
+    return parties, x[te], transfer.subset_targets(targets, te), hierarchies
+
+
+def pooled(parties: Sequence[Party]) -> Party:
+    """Every party's data in one place: the centralised baseline."""
+    return Party("centralised", np.concatenate([p.x for p in parties]), np.concatenate([p.y for p in parties]),
+                 np.concatenate([p.m for p in parties]))
+
+
+def compare(parties: Sequence[Party], x_test: np.ndarray, test_targets: Targets, hierarchies: Mapping,
+            cfg: FedConfig) -> pd.DataFrame:
+    """Per-round test curves of FedAvg and FedProx (Flower), centralised training and each group alone."""
+    curves = [run_federated(s, parties, x_test, test_targets, hierarchies, cfg) for s in ("FedAvg", "FedProx")]
+    curves.append(local_curve("centralised", pooled(parties), x_test, test_targets, hierarchies, cfg))
+    for p in parties:
+        curves.append(local_curve(f"alone: {p.name} ({len(p.x)} tiles)", p, x_test, test_targets, hierarchies, cfg))
+    return pd.concat(curves, ignore_index=True)
+
+
+def final_table(curves: pd.DataFrame) -> pd.DataFrame:
+    """Last-round scores per strategy, best accuracy first."""
+    last = curves[curves["round"] == curves["round"].max()]
+    return last.drop(columns="round").sort_values("accuracy", ascending=False).reset_index(drop=True)
+
+
+def plot_curves(curves: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "micro_f1", "loss")):
+    """Per-round test curves, one panel per metric, one line per strategy/baseline."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for name, g in curves.groupby("strategy", sort=False):
+            style = "-" if name in ("FedAvg", "FedProx") else ("--" if name == "centralised" else ":")
+            ax.plot(g["round"], g[metric], style, marker="o", ms=3, label=name)
+        ax.set_xlabel("round")
+        ax.set_ylabel(metric.replace("_", " "))
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
