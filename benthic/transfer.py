@@ -50,7 +50,6 @@ class TransferConfig:
     finetune: TrainConfig = TrainConfig(epochs=30, lr=1e-4, batch_size=64)
     finetune_fractions: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
     finetune_seeds: tuple[int, ...] = (0, 1, 2)
-    finetune_size: int = 224
     hml: TrainConfig = TrainConfig(epochs=100, lr=3e-5, weight_decay=1e-5, batch_size=128, augment=False)
     hml_hidden: int = 2048
     hml_dropout: float = 0.7
@@ -66,13 +65,14 @@ CONFIGS: dict[str, TransferConfig] = {
     # seconds: tiny images, one seed, a couple of epochs, so the notebooks' code paths all run in tests
     "smoke": TransferConfig(image_size=32, fractions=(0.25, 1.0), seeds=(0,), probe=TrainConfig(40, 1e-2, 1e-5, 256, False),
                             finetune=TrainConfig(1, 1e-3, 1e-5, 32), finetune_fractions=(1.0,), finetune_seeds=(0,),
-                            finetune_size=32, hml=TrainConfig(20, 1e-3, 1e-5, 128, False), hml_hidden=64,
+                            hml=TrainConfig(20, 1e-3, 1e-5, 128, False), hml_hidden=64,
                             ssl_backbone="small_cnn", ssl_epochs=1, ssl_size=32, ssl_batch=64, random_backbone="small_cnn"),
-    # 2-core CPU, minutes: 96 px features, 3 seeds; fine-tuning only at 10 and 100% with one seed at 64 px
+    # 2-core CPU, minutes: ImageNet model at 96 px, small CNNs (random / SSL) at 32 px, 3 seeds; fine-tuning
+    # only at 10 and 100% of labels with one seed and 2 epochs; SSL 20 epochs on the ~1 000 reef tiles
     "quick": TransferConfig(image_size=96, seeds=(0, 1, 2), probe=TrainConfig(150, 1e-2, 1e-4, 256, False),
-                            finetune=TrainConfig(3, 3e-4, 1e-5, 32), finetune_fractions=(0.1, 1.0), finetune_seeds=(0,),
-                            finetune_size=64, hml=TrainConfig(80, 1e-3, 1e-5, 128, False), hml_hidden=512,
-                            ssl_backbone="small_cnn", ssl_epochs=15, ssl_size=48, ssl_batch=128,
+                            finetune=TrainConfig(2, 3e-4, 1e-5, 32), finetune_fractions=(0.1, 1.0), finetune_seeds=(0,),
+                            hml=TrainConfig(80, 1e-3, 1e-5, 128, False), hml_hidden=512,
+                            ssl_backbone="small_cnn", ssl_epochs=20, ssl_size=32, ssl_batch=128,
                             random_backbone="small_cnn"),
     # GPU: the papers' settings (HML head AdamW lr 3e-5, wd 1e-5, 100 epochs, batch 128; ResNet-50)
     "paper": TransferConfig(),
@@ -299,8 +299,9 @@ def onehot_finetune_curve(specs: Mapping[str, Mapping], images: np.ndarray, y: n
         sub = tr[label_subset(y[tr], frac, seed)]
         torch.manual_seed(seed)
         encoder = build_encoder(specs[name]).requires_grad_(True)
-        model = train_onehot(images[sub], y[sub], n_classes, cfg.finetune, seed, encoder, cfg.finetune_size)
-        pred = predict(model, images[te], cfg.finetune_size, batch_size=64).argmax(1)
+        size = getattr(encoder, "input_size", None)
+        model = train_onehot(images[sub], y[sub], n_classes, cfg.finetune, seed, encoder, size)
+        pred = predict(model, images[te], size, batch_size=64).argmax(1)
         rows.append({"encoder": name, "protocol": "fine-tune", "fraction": frac, "seed": seed,
                      "n_train": len(sub), "n_test": len(te), **onehot_metrics(y[te], pred)})
     return pd.DataFrame(rows)
@@ -436,3 +437,97 @@ def annotate_images(model: Model, hierarchies: Mapping, images: np.ndarray,
     probs = hml_probabilities(model, images, getattr(model.encoder, "input_size", None))
     decoded = {h: hml.decode(p, hierarchies[h], threshold) for h, p in probs.items()}
     return [{h: decoded[h][i] for h in decoded} for i in range(len(images))]
+
+
+# ------------------------------------------------------------------------- notebook-level steps
+def reef_encoders(images: np.ndarray, cfg: TransferConfig, scale: str, ssl_method: str = "barlow") -> dict[str, dict]:
+    """The three encoder families compared (SPEC B) as specs: random init, ImageNet-supervised, and
+    in-domain SSL pretrained here on the reef photos' images (no labels used). The random and SSL encoders
+    share one architecture and input size (`ssl_size`); the ImageNet model takes `image_size`."""
+    return {
+        f"random init ({cfg.random_backbone})": {"kind": "random", "backbone": cfg.random_backbone,
+                                                  "input_size": cfg.ssl_size},
+        f"ImageNet ({cfg.imagenet_model})": {"kind": "imagenet", "backbone": f"imagenet:{cfg.imagenet_model}",
+                                             "input_size": cfg.image_size},
+        f"in-domain SSL ({ssl_method}, {cfg.ssl_backbone})": pretrain_ssl(images, cfg, scale, ssl_method),
+    }
+
+
+def encoder_features(specs: Mapping[str, Mapping], images: np.ndarray, scale: str, seed: int = 0) -> dict[str, np.ndarray]:
+    """Cached frozen features of `images` per encoder spec (runs/<scale>/transfer/features-*.npy)."""
+    out = {}
+    for name, spec in tqdm(specs.items(), desc="features", leave=False):
+        key = hashlib.sha1(repr(sorted(spec.items())).encode() + images_key(images).encode()
+                           + str(images.shape).encode() + str(seed).encode()).hexdigest()[:12]
+        cache = runs_dir(scale) / "transfer" / f"features-{key}.npy"
+        torch.manual_seed(seed)
+        out[name] = features(build_encoder(spec), images, cache)
+    return out
+
+
+def committed(name: str) -> pd.DataFrame | None:
+    """A committed GPU-scale result table results/transfer/<name>.csv, or None when absent; its provenance
+    (command, commit, device) is in results/transfer/<name>.json."""
+    from .paths import RESULTS_DIR
+
+    path = RESULTS_DIR / "transfer" / f"{name}.csv"
+    return pd.read_csv(path) if path.exists() else None
+
+
+def plot_learning_curves(summary: pd.DataFrame, metric: str = "macro_f1"):
+    """Learning curves: `metric` (mean +- sd over seeds) against label fraction, one panel per protocol."""
+    import matplotlib.pyplot as plt
+
+    protocols = list(dict.fromkeys(summary["protocol"]))
+    fig, axes = plt.subplots(1, len(protocols), figsize=(5 * len(protocols), 3.6), squeeze=False, sharey=True)
+    for ax, proto in zip(axes[0], protocols):
+        part = summary[summary["protocol"] == proto]
+        for enc, g in part.groupby("encoder", sort=False):
+            g = g.sort_values("fraction")
+            ax.errorbar(100 * g["fraction"], g[f"{metric}_mean"], yerr=g[f"{metric}_std"].fillna(0),
+                        marker="o", capsize=3, label=enc)
+        ax.set_xscale("log")
+        ax.set_xlabel("labels used (% of training tiles)")
+        ax.set_title(proto)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(metric.replace("_", " "))
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def findings(summary: pd.DataFrame, metric: str = "macro_f1") -> list[str]:
+    """One sentence per protocol and label fraction extreme: which encoder family led, by how much, and
+    whether the gap exceeds the spread over seeds."""
+    out = []
+    for proto, part in summary.groupby("protocol", sort=False):
+        for frac in sorted({part["fraction"].min(), part["fraction"].max()}):
+            g = part[part["fraction"] == frac].sort_values(f"{metric}_mean", ascending=False)
+            best, second = g.iloc[0], g.iloc[1] if len(g) > 1 else g.iloc[0]
+            gap = best[f"{metric}_mean"] - second[f"{metric}_mean"]
+            spread = np.nanmax([best[f"{metric}_std"], second[f"{metric}_std"], 0])
+            verdict = "larger than" if gap > spread else "within"
+            out.append(f"{proto}, {100 * frac:g}% of labels: {best['encoder']} leads with {metric} "
+                       f"{best[f'{metric}_mean']:.3f} vs {second['encoder']} {second[f'{metric}_mean']:.3f} "
+                       f"(gap {gap:.3f}, {verdict} the seed spread {spread:.3f}; {int(best['seeds'])} seed(s)).")
+    return out
+
+
+def load_benthicnet_hml(csv_path: str | os.PathLike, image_root: str | os.PathLike, size: int,
+                        hierarchies: Mapping | None = None) -> tuple[np.ndarray, dict, np.ndarray, pd.DataFrame]:
+    """BenthicNet labelled CSV + image root -> (images uint8, per-head targets/masks, split groups
+    ('dataset/site', so a site never straddles a split), one row per kept image); images that are missing
+    or corrupt are skipped with a warning, and none found raises FileNotFoundError saying what to fetch."""
+    from .data.benthicnet import encode_heads, group_labels, load_images, missing_images_message, read_labelled_csv
+
+    if not Path(csv_path).is_file():
+        raise FileNotFoundError(f"BenthicNet labelled CSV {csv_path} not found: download the labelled CSV of the "
+                                f"BenthicNet release (https://doi.org/10.20383/103.0614) and pass its path")
+    labelled = read_labelled_csv(csv_path, hierarchies)
+    grouped = group_labels(labelled)
+    loaded = load_images(grouped, image_root, size) if Path(image_root).is_dir() else None
+    if loaded is None or len(loaded.images) == 0:
+        raise FileNotFoundError(missing_images_message(grouped, image_root))
+    kept = grouped.iloc[loaded.rows].reset_index(drop=True)
+    groups = (kept["dataset"].astype(str) + "/" + kept["site"].astype(str)).to_numpy()
+    return loaded.images, encode_heads(kept, hierarchies), groups, kept

@@ -1,6 +1,7 @@
 """Source label schemes -> CATAMI targets: validated translation tables (data/translations/), per-image
-HML targets and masks from multi-hot labels or BenthicNet's labelled CSV, and the seeded simulation of
-research groups that label to different depths or only some heads (SPEC B: mixed annotation levels)."""
+HML targets and masks from multi-hot labels (BenthicNet's own CSV is already in CATAMI: see
+benthic.data.benthicnet.group_labels / encode_heads), and the seeded simulation of research groups that
+label to different depths or only some heads (SPEC B: mixed annotation levels)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .catami import HEADS, Hierarchy
+from .catami import Hierarchy
 from .paths import DATA_DIR
 
 TRANSLATIONS_DIR = DATA_DIR / "translations"
@@ -80,37 +81,6 @@ def translate_multi_hot(labels: np.ndarray, label_names: Sequence[str], table: p
                 mask[np.ix_(~present, R[node])] = True  # the node and its descendants, known absent
         out[head] = (np.where(mask, target, 0).astype(np.float32), mask)
     return out
-
-
-def encode_paths(paths: Sequence[Mapping[str, Sequence[str]]], hierarchies: Mapping[str, Hierarchy]) -> Targets:
-    """HML targets and masks per head from per-image CATAMI paths ({head: [path, ...]}; a missing head is
-    unlabelled), the form BenthicNet's labelled CSV takes."""
-    out: Targets = {}
-    for head, hier in hierarchies.items():
-        enc = [hier.encode(list(p.get(head, []))) for p in paths]
-        out[head] = (np.stack([e[0] for e in enc]) if enc else np.zeros((0, len(hier)), np.float32),
-                     np.stack([e[1] for e in enc]) if enc else np.zeros((0, len(hier)), bool))
-    return out
-
-
-def benthicnet_paths(df: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, list[str]]]]:
-    """Group BenthicNet's labelled CSV (one row per annotation) by image (dataset, site, image) and collect
-    each head's `catami_<head>` paths; returns one row per image (first annotation row) and the paths."""
-    for c in ("dataset", "site", "image"):
-        if c not in df.columns:
-            raise ValueError(f"BenthicNet labelled table lacks column {c!r}")
-    first, paths = [], []
-    for _, group in df.groupby(["dataset", "site", "image"], sort=True):
-        per: dict[str, list[str]] = {}
-        for head in HEADS:
-            column = f"catami_{head}"
-            if column in group.columns:
-                values = [v.strip() for v in group[column].dropna().astype(str) if v.strip()]
-                if values:
-                    per[head] = sorted(set(values))
-        first.append(group.iloc[0])
-        paths.append(per)
-    return pd.DataFrame(first).reset_index(drop=True), paths
 
 
 # ----------------------------------------------------------------------- mixed annotation levels

@@ -133,3 +133,36 @@ def test_hml_training_uses_partial_labels(hier):
     assert set(res.index) == {"biota", "substrate"}
     assert res.loc["biota", "subset_accuracy"] == 1.0 and res.loc["substrate", "subset_accuracy"] == 1.0
     assert res.loc["substrate", "mean_depth_reached"] == pytest.approx(5.0)
+
+
+def test_benthicnet_csv_with_stand_in_images_runs_the_same_hml_pipeline(hier, tmp_path):
+    from PIL import Image
+
+    from benthic.data.benthicnet import group_labels, image_path, read_labelled_csv
+
+    csv = DATA_DIR / "benthicnet" / "benthicnet_labelled_sample.csv"
+    grouped = group_labels(read_labelled_csv(csv, hier))
+    rng = np.random.default_rng(0)
+    for i, row in enumerate(grouped.to_dict("records")):
+        if i == 0:
+            continue  # one image missing: skipped with a warning, not fatal
+        path = image_path(tmp_path / "img", row)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(path)  # format from the extension
+    with pytest.warns(UserWarning):
+        images, targets, groups, rows = transfer.load_benthicnet_hml(csv, tmp_path / "img", 16, hier)
+    assert images.shape == (len(grouped) - 1, 16, 16, 3) and len(groups) == len(rows) == len(images)
+    assert set(targets) == set(catami.HEADS)
+    y, m = targets["substrate"]
+    assert m.any(axis=1).sum() == sum(1 for p in rows["substrate"] if p)  # labelled heads only
+    torch.manual_seed(0)
+    encoder = transfer.build_encoder({"kind": "random", "backbone": "small_cnn", "input_size": 16})
+    z = transfer.features(encoder, images)
+    model = transfer.train_hml(z, targets, hier, TINY, seed=0)
+    probs = transfer.hml_probabilities(model, z)
+    res = hml.evaluate(probs, {h: t for h, (t, _) in targets.items()}, {h: mm for h, (_, mm) in targets.items()}, hier)
+    assert "substrate" in set(res["head"]) and res["n"].sum() >= 1
+    with pytest.raises(FileNotFoundError, match="download"):
+        transfer.load_benthicnet_hml(csv, tmp_path / "nowhere", 16, hier)
+    with pytest.raises(FileNotFoundError, match="labelled CSV"):
+        transfer.load_benthicnet_hml(tmp_path / "none.csv", tmp_path / "img", 16, hier)

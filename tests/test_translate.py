@@ -1,11 +1,9 @@
 """Translation tables -> CATAMI targets, BenthicNet's labelled CSV, and the mixed-depth simulation."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from benthic import catami, translate
-from benthic.paths import DATA_DIR
 
 NAMES = ["Background", "Healthy coral", "Compromised coral", "Dead coral", "Rubble", "Competition",
          "Disease", "Predation", "Physical issues"]
@@ -63,22 +61,6 @@ def test_multi_hot_translation_knows_only_what_the_source_says(hier, table):
     assert ys[0, rubble] == 1 and ys[0].sum() == 5 and ms[0].sum() == 5
     assert ms[1].tolist() == ms[2].tolist() and set(np.flatnonzero(ms[1])) == {rubble} and ys[1].sum() == 0
     assert not t["relief"][1].any() and not t["bedforms"][1].any()
-
-
-def test_benthicnet_sample_rows_group_per_image_and_encode(hier):
-    df = pd.read_csv(DATA_DIR / "benthicnet" / "benthicnet_labelled_sample.csv")
-    rows, paths = translate.benthicnet_paths(df)
-    assert len(rows) == df.groupby(["dataset", "site", "image"]).ngroups
-    first = rows.index[rows["image"] == "A_001_margem"][0]
-    assert paths[first] == {"substrate": ["Substrate > Unconsolidated (soft)",
-                                          "Substrate > Unconsolidated (soft) > Pebble / gravel > Biologenic"]}
-    t = translate.encode_paths(paths, hier)
-    y, m = t["substrate"]
-    for i, p in enumerate(paths):
-        for path in p.get("substrate", []):
-            assert y[i, hier["substrate"].index[hier["substrate"].resolve(path)]] == 1
-        assert m[i].any() == ("substrate" in p)
-    assert not t["bedforms"][1].any()
 
 
 def test_simulated_groups_degrade_labels_as_documented(hier, table):
