@@ -113,6 +113,8 @@ def test_load_encoder_and_embed(monkeypatch, tmp_path):
     with torch.no_grad():
         ref = enc(prepare(imgs[:10], enc.mean, enc.std, 8, "cpu")).numpy()
     np.testing.assert_allclose(z, ref, rtol=1e-5, atol=1e-6)
+    fast = ssl.embed(enc, imgs[:10], device="cpu", precision="bf16")
+    assert np.abs(fast - ref).max() <= 0.05 * np.abs(ref).max()
     state = torch.load(paths[-1], weights_only=True)["model"]
     assert torch.equal(enc.trunk[0].weight, state["backbone.trunk.0.weight"])
     with pytest.raises(FileNotFoundError, match="train_milestones"):
