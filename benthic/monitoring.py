@@ -453,3 +453,195 @@ def train_with_monitor(config, monitor: MilestoneMonitor, images: np.ndarray | N
         done = train_milestones(config, images, stop_after=epoch)
         monitor(epoch_of(done[-1]), load_encoder(done[-1]))
     return train_milestones(config, images)
+
+
+# --- experiment drivers for notebooks 02 and 03 ---------------------------------------------------
+
+# test images evaluated per milestone (None = the whole test split) and the probe used, per scale
+# (smoke evaluates only the first method, to stay within the notebook tests' time)
+SSL_SCALES = {"smoke": {"n_test": 150, "probe": "fast", "max_methods": 1},
+              "quick": {"n_test": 2000, "probe": "fast", "max_methods": None},
+              "paper": {"n_test": None, "probe": "paper", "max_methods": None}}
+# ImageNet models: images embedded at each model's resolution (CPU inference at 224-260 px is slow)
+IMAGENET_SCALES = {"smoke": {"n_test": 64, "n_train": 64, "max_models": 1, "probe": "fast"},
+                   "quick": {"n_test": 300, "n_train": 300, "max_models": None, "probe": "fast"},
+                   "paper": {"n_test": None, "n_train": None, "max_models": None, "probe": "paper"}}
+RESULTS_SUBDIR = "monitoring"
+
+
+def take_stratified(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A stratified subset of n images and labels (all of them when n is None or too large)."""
+    from .data.cifar import stratified_subset
+
+    if n is None or n >= len(x):
+        return x, y
+    idx = stratified_subset(y, n, seed)
+    return x[idx], y[idx]
+
+
+def methods_for(scale: str, methods: str) -> list[str]:
+    """The comma-separated SSL methods evaluated at `scale` (smoke keeps the first only)."""
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    return names[:SSL_SCALES[scale]["max_methods"]]
+
+
+def results_paths(dataset: str, kind: str = "ssl") -> tuple[Path, Path]:
+    """Committed result files of the paper scale: (per-milestone table CSV, spectra CSV)."""
+    from .paths import RESULTS_DIR
+
+    base = RESULTS_DIR / RESULTS_SUBDIR / f"paper_{kind}_{dataset}"
+    return base.with_suffix(".csv"), base.with_name(base.name + "_spectra.csv")
+
+
+def save_results(table: pd.DataFrame, spectra: pd.DataFrame, dataset: str, kind: str = "ssl") -> tuple[Path, Path]:
+    """Write paper-scale results with command, commit and device columns into results/monitoring/."""
+    from .ssl.evaluate import provenance
+
+    prov = provenance()
+    table_path, spectra_path = results_paths(dataset, kind)
+    for df, path in ((table, table_path), (spectra, spectra_path)):
+        out = df.assign(command=prov["command"], commit=prov["commit"], device=prov["device"])
+        with io.atomic_path(path) as tmp:
+            out.to_csv(tmp, index=False)
+    return table_path, spectra_path
+
+
+def load_results(dataset: str, kind: str = "ssl") -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Committed paper-scale results (table, spectra), or None when there are none for `dataset`."""
+    table_path, spectra_path = results_paths(dataset, kind)
+    if not table_path.exists():
+        return None
+    table = pd.read_csv(table_path)
+    table["notes"] = table["notes"].fillna("")
+    spectra = pd.read_csv(spectra_path) if spectra_path.exists() else pd.DataFrame()
+    return table, spectra
+
+
+def monitor_ssl_runs(scale: str, methods: list[str], dataset: str = "cifar10", device=None,
+                     use_committed: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Table I data for one dataset: every milestone of every method evaluated (metrics + LP + kNN).
+    Paper scale reads committed results/monitoring files when present (else trains and evaluates, and
+    writes them). Returns (table, spectra, a sentence saying where the numbers come from)."""
+    from .data.cifar import load_cifar
+    from .paths import runs_dir
+    from .ssl import get_config, train_milestones
+
+    if scale == "paper" and use_committed:
+        found = load_results(dataset)
+        if found is not None:
+            table, spectra = found
+            table = table[table.method.isin(methods)]
+            spectra = spectra[spectra.method.isin(methods)] if len(spectra) else spectra
+            prov = table[["commit", "device"]].drop_duplicates().to_dict("records")
+            return table, spectra, f"committed {results_paths(dataset)[0].name} ({prov})"
+    settings = SSL_SCALES[scale]
+    config = MonitorConfig(probe=settings["probe"])
+    test_x, test_y = load_cifar(dataset, "test")
+    test_x, test_y = take_stratified(test_x, test_y, settings["n_test"], 0)
+    tables, spectra = [], []
+    for method in methods:
+        ssl_config = get_config(scale, method, dataset=dataset, device=device)
+        paths = train_milestones(ssl_config)
+        train_x, train_y = load_cifar(dataset, "train")
+        train_x, train_y = take_stratified(train_x, train_y, ssl_config.train_subset, ssl_config.seed)
+        t, s = evaluate_run(paths, test_x, test_y, int(test_y.max()) + 1, lp=True, knn=True,
+                            train_images=train_x, train_labels=train_y, config=config, device=device,
+                            meta={"method": method, "dataset": dataset}, cache_dir=runs_dir(scale) / RESULTS_SUBDIR)
+        tables.append(t)
+        spectra.append(s)
+    table, spectra_df = pd.concat(tables, ignore_index=True), pd.concat(spectra, ignore_index=True)
+    if scale == "paper":
+        save_results(table, spectra_df, dataset)
+    return table, spectra_df, f"computed now at scale {scale!r} on {len(test_x)} test images"
+
+
+def evaluate_imagenet_models(scale: str, dataset: str = "cifar10", models: list[str] | None = None,
+                             device=None) -> pd.DataFrame:
+    """Table II data: each available ImageNet model as a frozen encoder on CIFAR upscaled to its
+    resolution (batch 48), metrics with bin width 0.8 sigma and probe lr 0.003; embeddings cached."""
+    from .data.cifar import load_cifar
+    from .paths import runs_dir
+    from .pretrained import available_imagenet_models, load_imagenet_encoder, model_family
+
+    settings = IMAGENET_SCALES[scale]
+    names = models if models is not None else available_imagenet_models()[:settings["max_models"]]
+    config = MonitorConfig(bin_width=0.8, probe=settings["probe"], probe_lr=0.003, batch_size=48)
+    test_x, test_y = take_stratified(*load_cifar(dataset, "test"), settings["n_test"], 0)
+    train_x, train_y = take_stratified(*load_cifar(dataset, "train"), settings["n_train"], 0)
+    cache = runs_dir(scale) / RESULTS_SUBDIR / "imagenet"
+    rows = []
+    for name in tqdm(names, desc="ImageNet models"):
+        encoder, size, mean, std = load_imagenet_encoder(name)
+        if config.probe == "paper":  # the paper's probe trains on augmented images: embeds them itself
+            row = evaluate_milestone(encoder, test_x, test_y, lp=True, knn=True, train_images=train_x,
+                                     train_labels=train_y, config=config, device=device)
+        else:
+            z_test, z_train = (_cached_embeddings(cache, name, dataset, split, x, encoder, config, device)
+                               for split, x in (("test", test_x), ("train", train_x)))
+            row = evaluate_milestone(z_test, labels=test_y, lp=True, knn=True, train_images=z_train,
+                                     train_labels=train_y, config=config)
+        rows.append({"model": name, "family": model_family(name), "dataset": dataset, "input_size": size,
+                     "feature_dim": encoder.feature_dim, **row})
+    return pd.DataFrame(rows)
+
+
+def _cached_embeddings(cache: Path, name: str, dataset: str, split: str, images: np.ndarray, encoder,
+                       config: MonitorConfig, device) -> np.ndarray:
+    digest = hashlib.sha1(np.ascontiguousarray(images).tobytes()).hexdigest()[:10]
+    path = cache / f"{name}-{dataset}-{split}-{len(images)}-{digest}.npy"
+    if path.exists():
+        return np.load(path)
+    z = _embed(encoder, images, None, None, config.batch_size, device)
+    with io.atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, z)
+    return z
+
+
+def table_ii(models: pd.DataFrame, metrics_: tuple[str, ...] = ALL_METRICS) -> pd.DataFrame:
+    """Pearson r/p of each metric with LP accuracy across models within each family and overall."""
+    within = pearson_table(models, metrics_, group_cols=("family", "dataset"), epoch_col="__none__")
+    overall = pearson_table(models.assign(family="Overall"), metrics_, group_cols=("family", "dataset"),
+                            epoch_col="__none__")
+    return pd.concat([within, overall], ignore_index=True)
+
+
+def available_datasets(scale: str, wanted: str = "auto") -> tuple[list[str], list[str]]:
+    """(datasets to use, messages about those left out). 'auto': CIFAR-10, plus CIFAR-100 at the paper
+    scale when its files (or committed results) are present; a requested dataset that is missing
+    raises FileNotFoundError saying what to fetch."""
+    from .data.cifar import load_cifar
+
+    if wanted != "auto":
+        return [d.strip() for d in wanted.split(",") if d.strip()], []
+    use, left_out = ["cifar10"], []
+    if scale == "paper":
+        if load_results("cifar100") is not None:
+            use.append("cifar100")
+        else:
+            try:
+                load_cifar("cifar100", "test")
+                use.append("cifar100")
+            except FileNotFoundError as exc:
+                left_out.append(f"CIFAR-100 left out: {exc}")
+    else:
+        left_out.append("CIFAR-100 is evaluated at the paper scale only (pass datasets='cifar10,cifar100' to force)")
+    return use, left_out
+
+
+def collapse_finding(summary: pd.DataFrame, table: pd.DataFrame) -> str:
+    """A data-driven sentence per run on dimensional collapse: effective rank of the spectrum and the
+    number of directions above 1e-3 s_1 at the first and last milestone, RankMe and entropy trends."""
+    lines = []
+    for _, s in summary.iterrows():
+        t = table[(table.method == s.method) & (table.dataset == s.dataset)].sort_values("epoch")
+        trained = t[t.epoch > 0]
+        ent_r = pearson(trained.epoch, trained.entropy)[0] if len(trained) >= 3 else float("nan")
+        change = s.eff_rank_last / s.eff_rank_first
+        verdict = ("collapses in dimension" if change < 0.5 else
+                   "keeps its dimensionality" if change < 1.5 else "spreads over more dimensions")
+        lines.append(f"{s.method} ({s.dataset}): effective rank {s.eff_rank_first:.1f} -> {s.eff_rank_last:.1f} "
+                     f"(x{change:.2f}), {s.dims_above_first} -> {s.dims_above_last} directions above 1e-3 s_1, "
+                     f"RankMe {t.rankme.iloc[0]:.1f} -> {t.rankme.iloc[-1]:.1f}; entropy vs epoch after init "
+                     f"r = {ent_r:+.2f}: {verdict}.")
+    return "\n".join(lines)
