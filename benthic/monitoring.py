@@ -645,3 +645,31 @@ def collapse_finding(summary: pd.DataFrame, table: pd.DataFrame) -> str:
                      f"RankMe {t.rankme.iloc[0]:.1f} -> {t.rankme.iloc[-1]:.1f}; entropy vs epoch after init "
                      f"r = {ent_r:+.2f}: {verdict}.")
     return "\n".join(lines)
+
+
+def plot_models(models: pd.DataFrame, metric: str = "entropy", target: str = "lp_acc"):
+    """Paper Figs. 5-6: a metric against LP accuracy across pretrained models, coloured by family,
+    one panel per dataset, each point labelled with its model."""
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(models.dataset))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False)
+    for ax, d in zip(axes[0], datasets):
+        sub = models[models.dataset == d]
+        for family, g in sub.groupby("family", sort=False):
+            ax.scatter(g[target], g[metric], label=family, s=30)
+            for _, r in g.iterrows():
+                ax.annotate(r.model, (r[target], r[metric]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.set(xlabel="LP accuracy" if target == "lp_acc" else target, ylabel=METRIC_LABELS.get(metric, metric), title=d)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def missing_imagenet_models() -> pd.DataFrame:
+    """The paper's torchvision models that are not available here, with the file to fetch and where."""
+    from .pretrained import TORCHVISION_MODELS, available_imagenet_models, torchvision_weight_file
+
+    have = set(available_imagenet_models())
+    return pd.DataFrame([{"model": n, "weight_file": torchvision_weight_file(n).name,
+                          "folder": str(torchvision_weight_file(n).parent)} for n in TORCHVISION_MODELS if n not in have])
