@@ -1,0 +1,102 @@
+"""Time every metric of one milestone (benthic.metrics, as benthic.monitoring.evaluate_milestone runs
+them) on synthetic clustered embeddings, after a warm-up that pays numba's compilation; then the UMAP
+variants (seeded or not, exact torch kNN or umap-learn's own) and the scaling with the sample count.
+
+    .venv/bin/python benchmarks/metrics_speed.py                     # 10 000 x 512, scaling 2k..50k
+    .venv/bin/python benchmarks/metrics_speed.py --sizes 2000,10000  # shorter scaling
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+from benthic import metrics as M
+
+
+def embeddings(n: int, dim: int = 512, classes: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Clustered embeddings like a half-trained encoder's: class means on a 64-d subspace plus noise."""
+    rng = np.random.default_rng(seed)
+    basis = rng.normal(size=(64, dim)) / 8
+    centers = rng.normal(size=(classes, 64)) * 2
+    y = rng.integers(0, classes, n)
+    z = (centers[y] + rng.normal(size=(n, 64))) @ basis + 0.1 * rng.normal(size=(n, dim))
+    return z.astype(np.float32), y
+
+
+def timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
+
+
+def milestone_times(z: np.ndarray, y: np.ndarray, k: int = 10, **umap_kwargs) -> dict[str, float]:
+    """Seconds per step of one milestone's evaluation (same calls as evaluate_milestone)."""
+    t = {}
+    z3, t["umap_3d (incl. exact kNN)"] = timed(M.umap_3d, z, **umap_kwargs)
+    zc = z3 - z3.mean(axis=0)
+    c1, t["kmeans_cosine k1"] = timed(M.kmeans_cosine, zc, k)
+    c2, t["kmeans_cosine k2"] = timed(M.kmeans_cosine, zc, 2 * k)
+    _, t["ami C1,C2 + C1,GT"] = timed(lambda: (M.ami(c1, c2), M.ami(c1, y)))
+    _, t["silhouette S1"] = timed(M.silhouette, z, c1)
+    _, t["silhouette S_GT"] = timed(M.silhouette, z, y)
+    _, t["entropy_3d"] = timed(M.entropy_3d, z3)
+    _, t["outlier_mask"] = timed(M.outlier_mask, z3)
+    _, t["rankme"] = timed(M.rankme, z)
+    _, t["alpha_req"] = timed(M.alpha_req, z)
+    _, t["singular_values"] = timed(M.singular_values, z)
+    t["TOTAL"] = sum(t.values())
+    return t
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--sizes", default="2000,5000,10000,20000,50000")
+    parser.add_argument("--no-variants", action="store_true", help="skip the UMAP variants")
+    args = parser.parse_args(argv)
+    import torch
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
+          f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} (other processes share the CPU)")
+    warm, _ = embeddings(1000, args.dim, seed=1)
+    _, t_warm = timed(milestone_times, warm, np.zeros(1000, int) + np.arange(1000) % 10)
+    print(f"warm-up (numba compilation of UMAP etc.) on 1000 samples: {t_warm:.1f} s")
+
+    z, y = embeddings(args.n, args.dim)
+    print(f"\nper metric, one milestone of {args.n} x {args.dim} (seeded UMAP, exact kNN, default epochs):")
+    for name, sec in milestone_times(z, y).items():
+        print(f"  {name:28s} {sec:7.2f} s")
+
+    if not args.no_variants:
+        print(f"\nUMAP variants on {args.n} x {args.dim}:")
+        for label, kw in (("seeded, exact torch kNN (default)", dict(seed=0, knn="exact")),
+                          ("seeded, umap-learn's own kNN", dict(seed=0, knn="umap")),
+                          ("unseeded (parallel), exact kNN", dict(seed=None, knn="exact")),
+                          ("unseeded (parallel), own kNN", dict(seed=None, knn="umap")),
+                          ("seeded, exact kNN, n_epochs=200", dict(seed=0, knn="exact", n_epochs=200))):
+            _, sec = timed(M.umap_3d, z, **kw)
+            print(f"  {label:36s} {sec:7.2f} s")
+        _, sec = timed(M.exact_knn, z, 50)
+        print(f"  {'(exact torch kNN alone, k=50)':36s} {sec:7.2f} s")
+
+    print("\nscaling (seconds; silhouettes sample 10 000 above 10 000 rows):")
+    header = None
+    for n in (int(s) for s in args.sizes.split(",") if s):
+        zn, yn = embeddings(n, args.dim)
+        t = milestone_times(zn, yn)
+        if header is None:
+            header = ["n", "umap", "kmeans x2", "silhouettes", "spectral x3", "TOTAL"]
+            print("  " + "".join(f"{h:>12s}" for h in header))
+        row = [n, t["umap_3d (incl. exact kNN)"], t["kmeans_cosine k1"] + t["kmeans_cosine k2"],
+               t["silhouette S1"] + t["silhouette S_GT"], t["rankme"] + t["alpha_req"] + t["singular_values"], t["TOTAL"]]
+        print("  " + f"{row[0]:>12d}" + "".join(f"{v:>12.2f}" for v in row[1:]), flush=True)
+
+
+if __name__ == "__main__":
+    main()
