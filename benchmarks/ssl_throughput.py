@@ -80,16 +80,19 @@ def make_step(method: str, backbone: str, device: torch.device, args):
     return step
 
 
-def timed(run_steps, steps: int, warmup: int, device: torch.device) -> float:
-    """Seconds for `steps` steps after `warmup` ones."""
+def timed(run_steps, steps: int, warmup: int, repeats: int, device: torch.device) -> float:
+    """Best (least disturbed) seconds for `steps` steps over `repeats` blocks, after `warmup` steps."""
     run_steps(warmup)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    run_steps(steps)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0
+    best = float("inf")
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        run_steps(steps)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return best
 
 
 def bench(method: str, backbone: str, data: np.ndarray, device: torch.device, args) -> dict:
@@ -133,7 +136,7 @@ def bench(method: str, backbone: str, data: np.ndarray, device: torch.device, ar
     views = 2 * b * args.steps
     out = {"method": method, "backbone": backbone}
     for name, fn in (("model", model_only), ("package", package), ("baseline", baseline)):
-        out[name] = views / timed(fn, args.steps, args.warmup, device)
+        out[name] = views / timed(fn, args.steps, args.warmup, args.repeats, device)
     out["package/baseline"] = out["package"] / out["baseline"]
     return out
 
@@ -147,6 +150,7 @@ def main() -> None:
     p.add_argument("--head-width", type=int, default=None, help="default: the method's (2048 for SimCLR)")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3, help="timed blocks; the fastest counts")
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
@@ -158,7 +162,7 @@ def main() -> None:
         f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
     print(f"device: {name}; torch {torch.__version__}; batch {args.batch_size} pairs, {args.image_size} px, "
           f"{args.precision}, channels_last={args.channels_last}, compile={args.compile}, "
-          f"baseline workers={args.workers}; {args.steps} timed steps after {args.warmup}")
+          f"baseline workers={args.workers}; best of {args.repeats} x {args.steps} steps after {args.warmup}")
     data = images(max(4096, 4 * args.batch_size))
     print(f"{'method':8s} {'backbone':15s} {'model':>10s} {'package':>10s} {'baseline':>10s} {'pkg/base':>9s}  (views/s)")
     for backbone in args.backbones.split(","):

@@ -55,6 +55,10 @@ def test_milestones_saved_idempotent_and_safe_to_load(monkeypatch, tmp_path):
     ckpt = torch.load(paths[-1], map_location="cpu", weights_only=True)
     assert ckpt["epoch"] == 3 and {"model", "optimizer", "scheduler", "rng", "history", "config"} <= set(ckpt)
     assert [h["epoch"] for h in ckpt["history"]] == [1, 2, 3]
+    # one-cycle stepped per batch: 256 images / 64 = 4 steps per epoch, 12 in all, LR annealed at the end
+    assert ckpt["scheduler"]["total_steps"] == 12 and ckpt["scheduler"]["last_epoch"] == 12
+    lrs = [h["lr_last_batch"] for h in ckpt["history"]]
+    assert lrs[0] > lrs[-1] and lrs[-1] < 1e-3 * ssl.METHODS["simclr"].lr
     assert all(np.isfinite(h["loss"]) for h in ckpt["history"])
     init = torch.load(paths[0], weights_only=True)["model"]
     assert not torch.equal(init["backbone.trunk.0.weight"], ckpt["model"]["backbone.trunk.0.weight"])

@@ -8,6 +8,7 @@ import os
 import re
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,19 @@ def epoch_order(n: int, batch_size: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=gen)[: steps * batch_size].view(steps, batch_size)
 
 
+def make_optimizer(method: SSLMethod, config: SSLConfig, steps_per_epoch: int):
+    """SGD (method's or config's lr and weight decay) with a one-cycle LR and cyclic momentum 0.85-0.95,
+    to be stepped once per batch over the whole run (not per epoch)."""
+    lr = config.lr if config.lr is not None else method.lr
+    wd = config.weight_decay if config.weight_decay is not None else method.weight_decay
+    optimizer = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=lr,
+                                momentum=config.momentum_range[1], weight_decay=wd)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=steps_per_epoch * config.epochs, base_momentum=config.momentum_range[0],
+        max_momentum=config.momentum_range[1])
+    return optimizer, scheduler
+
+
 def _rng_state(device: torch.device) -> dict:
     state = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
@@ -126,8 +140,6 @@ def train_milestones(config: SSLConfig, images: np.ndarray | None = None, stop_a
     stop_after: stop after this epoch (simulates a killed run). Under torchrun the global batch
     `config.batch_size` is split over the processes."""
     if images is not None:
-        from dataclasses import replace
-
         config = replace(config, dataset=f"custom-{_fingerprint(images)}")
     epochs = config.milestone_epochs()
     paths = [milestone_path(config, e) for e in epochs]
@@ -147,23 +159,18 @@ def train_milestones(config: SSLConfig, images: np.ndarray | None = None, stop_a
         method = convert_batchnorm(method, device)
     if config.channels_last:
         method = method.to(memory_format=torch.channels_last)
-    lr = config.lr if config.lr is not None else method.lr
-    wd = config.weight_decay if config.weight_decay is not None else method.weight_decay
-    optimizer = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=lr,
-                                momentum=config.momentum_range[1], weight_decay=wd)
     steps = len(data) // config.batch_size
-    total = steps * config.epochs
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=total, base_momentum=config.momentum_range[0],
-        max_momentum=config.momentum_range[1])
+    optimizer, scheduler = make_optimizer(method, config, steps)
     history: list[dict] = []
     start = 0
     if done:
-        ckpt = io.torch_load(done[-1], map_location=device)
+        ckpt = io.torch_load(done[-1])
         method.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         torch.set_rng_state(ckpt["rng"]["torch"])
+        if "cuda" in ckpt["rng"] and device.type == "cuda":
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
         history, start = list(ckpt["history"]), int(ckpt["epoch"])
     elif rank == 0:
         _save(paths[0], config, method, optimizer, scheduler, 0, history, device)
@@ -180,6 +187,7 @@ def train_milestones(config: SSLConfig, images: np.ndarray | None = None, stop_a
     bar = tqdm(total=(config.epochs - start) * steps, disable=not config.progress or rank != 0,
                desc=f"{config.method}", unit="step")
     method.train()
+    total = steps * config.epochs
     for epoch in range(start + 1, config.epochs + 1):
         if stop_after is not None and epoch > stop_after:
             break
@@ -201,6 +209,7 @@ def train_milestones(config: SSLConfig, images: np.ndarray | None = None, stop_a
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            lr_used = optimizer.param_groups[0]["lr"]
             scheduler.step()
             method.after_step(((epoch - 1) * steps + i + 1) / total)
             loss_sum += loss.detach()
@@ -213,7 +222,7 @@ def train_milestones(config: SSLConfig, images: np.ndarray | None = None, stop_a
         if world > 1:
             mean_loss = float(gather_mean(mean_loss, device))
         history.append({"epoch": epoch, "loss": mean_loss, "seconds": seconds,
-                        "views_per_s": 2 * config.batch_size * steps / seconds, "lr_end": scheduler.get_last_lr()[0]})
+                        "views_per_s": 2 * config.batch_size * steps / seconds, "lr_last_batch": lr_used})
         if epoch in epochs and rank == 0:
             _save(milestone_path(config, epoch), config, method, optimizer, scheduler, epoch, history, device)
             last_good = milestone_path(config, epoch)
