@@ -3,6 +3,7 @@ cached features (logistic regression), and the weighted kNN classifier (k=200, T
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,7 +70,7 @@ class ProbeConfig:
     weight_decay: float = 1e-4
     beta1_range: tuple[float, float] = (0.85, 0.95)
     autoaugment: bool = True
-    num_workers: int = 0
+    num_workers: int | None = None  # AutoAugment worker processes; None: 0 on <= 2 cores, else up to 8
     seed: int = 0
 
 
@@ -117,6 +118,8 @@ def linear_probe(encoder: nn.Module, train_images: np.ndarray, train_labels: np.
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.epochs * steps,
                                                 base_momentum=config.beta1_range[0],
                                                 max_momentum=config.beta1_range[1])
+    cores = os.cpu_count() or 1
+    workers = config.num_workers if config.num_workers is not None else (0 if cores <= 2 else min(8, cores - 1))
     cached = None
     if not config.autoaugment:
         cached = torch.cat([_features(encoder, train_images[i:i + 1024], mean, std, size, device)
@@ -128,7 +131,7 @@ def linear_probe(encoder: nn.Module, train_images: np.ndarray, train_labels: np.
         if cached is None:
             loader = torch.utils.data.DataLoader(
                 _AutoAugmented(train_images, train_labels), batch_size=config.batch_size, shuffle=True,
-                generator=gen, num_workers=config.num_workers)
+                generator=gen, num_workers=workers)
             torch.manual_seed(config.seed * 1009 + epoch)  # AutoAugment draws from the global RNG
             batches = ((_features(encoder, x.numpy(), mean, std, size, device), y.to(device)) for x, y in loader)
         else:
