@@ -81,6 +81,7 @@ def test_resume_after_kill_gives_identical_result(monkeypatch, tmp_path):
     partial = ssl.train_milestones(cfg, images=imgs, stop_after=1)
     assert [ssl.milestone_epoch(p) for p in partial] == [0, 1]
     resumed = ssl.train_milestones(cfg, images=imgs)
+    assert ssl.train_milestones(cfg, images=imgs, stop_after=2) == resumed[:3]  # done: nothing retrained
     a, b = torch.load(full[-1], weights_only=True), torch.load(resumed[-1], weights_only=True)
     for key, value in a["model"].items():  # includes MoCo's momentum encoder and queue
         assert torch.equal(value, b["model"][key]), key

@@ -61,8 +61,8 @@ def loss_history(paths: list[Path], method: str) -> pd.DataFrame:
     return df
 
 
-def provenance() -> dict:
-    """Command, git commit, device and versions, for results files."""
+def provenance(command: str | None = None) -> dict:
+    """Command (default: this process's command line), git commit, device and versions, for results files."""
     import torch
 
     try:
@@ -71,12 +71,13 @@ def provenance() -> dict:
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU {platform.processor() or platform.machine()} x{os.cpu_count()}"
-    return {"command": " ".join(sys.argv), "commit": commit, "device": device, "torch": torch.__version__,
+    return {"command": command or " ".join(sys.argv), "commit": commit, "device": device, "torch": torch.__version__,
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
-def save_results(table: pd.DataFrame, configs: dict[str, SSLConfig], path: str | os.PathLike) -> Path:
+def save_results(table: pd.DataFrame, configs: dict[str, SSLConfig], path: str | os.PathLike,
+                 command: str | None = None) -> Path:
     """Write per-milestone results with the configs and provenance as JSON (results/ssl/...)."""
     rows = table.drop(columns=["milestone"], errors="ignore").to_dict(orient="records")
-    return io.write_json(path, {"provenance": provenance(), "configs": {m: c.to_dict() for m, c in configs.items()},
+    return io.write_json(path, {"provenance": provenance(command), "configs": {m: c.to_dict() for m, c in configs.items()},
                                 "milestones": rows})

@@ -144,8 +144,8 @@ def train_milestones(config: SSLConfig, images: np.ndarray | None = None, stop_a
     epochs = config.milestone_epochs()
     paths = [milestone_path(config, e) for e in epochs]
     done = [p for p in paths if p.exists()]
-    if len(done) == len(paths):
-        return paths
+    if len(done) == len(paths) or (stop_after is not None and any(milestone_epoch(p) >= stop_after for p in done)):
+        return _until(paths, stop_after)
     device = _device(config)
     rank, world = _init_distributed(device)
     if config.batch_size % world:
@@ -229,7 +229,14 @@ def train_milestones(config: SSLConfig, images: np.ndarray | None = None, stop_a
         if world > 1:
             dist.barrier()
     bar.close()
-    return [p for p in paths if p.exists()] if stop_after is not None else paths
+    return _until(paths, stop_after)
+
+
+def _until(paths: list[Path], stop_after: int | None) -> list[Path]:
+    """The milestones that exist, up to epoch `stop_after` when given."""
+    if stop_after is None:
+        return paths
+    return [p for p in paths if p.exists() and milestone_epoch(p) <= stop_after]
 
 
 def gather_mean(value: float, device: torch.device) -> torch.Tensor:
