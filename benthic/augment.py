@@ -178,11 +178,13 @@ class ViewAugmenter:
         self.device = torch.device(device)
         self.channels_last = channels_last
         self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(seed)
+        self.order_generator = torch.Generator()  # on the host: drawing the jitter order must not sync a GPU
+        self.reseed(seed)
 
     def reseed(self, seed: int) -> None:
-        """Restart the generator (the trainer reseeds per epoch so a resumed run sees the same views)."""
+        """Restart the generators (the trainer reseeds per epoch so a resumed run sees the same views)."""
         self.generator.manual_seed(seed)
+        self.order_generator.manual_seed(seed)
 
     @torch.no_grad()
     def __call__(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -199,7 +201,7 @@ class ViewAugmenter:
         con = torch.where(jit, _uniform(gen, n, max(0.0, 1 - cfg.contrast), 1 + cfg.contrast, dev), one)
         sat = torch.where(jit, _uniform(gen, n, max(0.0, 1 - cfg.saturation), 1 + cfg.saturation, dev), one)
         hue = torch.where(jit, _uniform(gen, n, -cfg.hue, cfg.hue, dev), torch.zeros(n, device=dev))
-        order = torch.randperm(4, generator=gen, device=dev).tolist()  # jitter order: one draw per batch
+        order = torch.randperm(4, generator=self.order_generator).tolist()  # jitter order: one draw per batch
         for op in order:
             if op == 0 and cfg.brightness > 0:
                 x = (x * bri.view(-1, 1, 1, 1)).clamp_(0, 1)

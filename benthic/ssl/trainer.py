@@ -214,7 +214,7 @@ def train_milestones(config: SSLConfig, images: np.ndarray | None = None, stop_a
             method.after_step(((epoch - 1) * steps + i + 1) / total)
             loss_sum += loss.detach()
             bar.update(1)
-            if (i + 1) % 10 == 0 or i + 1 == steps:
+            if (i + 1) % (10 * check_every) == 0 or i + 1 == steps:
                 rate = 2 * config.batch_size * (i + 1) / (time.perf_counter() - t0)
                 bar.set_postfix(epoch=f"{epoch}/{config.epochs}", loss=f"{loss.item():.3f}", views_s=f"{rate:.0f}")
         seconds = time.perf_counter() - t0
