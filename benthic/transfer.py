@@ -59,18 +59,20 @@ class TransferConfig:
     ssl_batch: int = 512
     random_backbone: str = "resnet50"
     imagenet_model: str = "efficientnet-lite0"
+    max_tiles: int | None = None  # smoke: a random subset of the reef tiles
 
 
 CONFIGS: dict[str, TransferConfig] = {
     # seconds: tiny images, one seed, a couple of epochs, so the notebooks' code paths all run in tests
-    "smoke": TransferConfig(image_size=32, fractions=(0.25, 1.0), seeds=(0,), probe=TrainConfig(40, 1e-2, 1e-5, 256, False),
+    "smoke": TransferConfig(image_size=32, fractions=(0.25, 1.0), seeds=(0,), probe=TrainConfig(20, 1e-2, 1e-5, 256, False),
                             finetune=TrainConfig(1, 1e-3, 1e-5, 32), finetune_fractions=(1.0,), finetune_seeds=(0,),
-                            hml=TrainConfig(20, 1e-3, 1e-5, 128, False), hml_hidden=64,
-                            ssl_backbone="small_cnn", ssl_epochs=1, ssl_size=32, ssl_batch=64, random_backbone="small_cnn"),
+                            hml=TrainConfig(5, 1e-3, 1e-5, 128, False), hml_hidden=64,
+                            ssl_backbone="small_cnn", ssl_epochs=1, ssl_size=32, ssl_batch=64, random_backbone="small_cnn",
+                            max_tiles=200),
     # 2-core CPU, minutes: ImageNet model at 96 px, small CNNs (random / SSL) at 32 px, 3 seeds; fine-tuning
-    # only at 10 and 100% of labels with one seed and 2 epochs; SSL 20 epochs on the ~1 000 reef tiles
+    # only at 10 and 100% of labels with one seed and 8 epochs; SSL 20 epochs on the ~1 000 reef tiles
     "quick": TransferConfig(image_size=96, seeds=(0, 1, 2), probe=TrainConfig(150, 1e-2, 1e-4, 256, False),
-                            finetune=TrainConfig(2, 3e-4, 1e-5, 32), finetune_fractions=(0.1, 1.0), finetune_seeds=(0,),
+                            finetune=TrainConfig(8, 3e-4, 1e-5, 32), finetune_fractions=(0.1, 1.0), finetune_seeds=(0,),
                             hml=TrainConfig(80, 1e-3, 1e-5, 128, False), hml_hidden=512,
                             ssl_backbone="small_cnn", ssl_epochs=20, ssl_size=32, ssl_batch=128,
                             random_backbone="small_cnn"),
@@ -82,6 +84,22 @@ CONFIGS: dict[str, TransferConfig] = {
 def get_config(scale: str, **overrides) -> TransferConfig:
     """The preset of a scale with fields overridden."""
     return replace(CONFIGS[check_scale(scale)], **overrides)
+
+
+def load_reef(cfg: TransferConfig, seed: int = 0):
+    """The reef-photo tiles (benthic.data.coral.load_coral) at `cfg.image_size`, limited to a seeded random
+    `cfg.max_tiles` at the smoke scale."""
+    from dataclasses import replace as dc_replace
+
+    from .data.coral import load_coral
+
+    coral = load_coral(size=cfg.image_size)
+    if cfg.max_tiles is None or cfg.max_tiles >= len(coral.images):
+        return coral
+    keep = np.sort(np.random.default_rng(seed).choice(len(coral.images), cfg.max_tiles, replace=False))
+    return dc_replace(coral, images=coral.images[keep], labels=coral.labels[keep],
+                      tile_ids=[coral.tile_ids[i] for i in keep], photo_ids=coral.photo_ids[keep],
+                      surveys=coral.surveys[keep])
 
 
 # ------------------------------------------------------------------------------------------ encoders
@@ -364,6 +382,38 @@ def hml_probe(feats: Mapping[str, np.ndarray], targets: Mapping, hierarchies: Ma
     return pd.concat(rows, ignore_index=True)
 
 
+HML_METRICS = ("subset_accuracy", "micro_f1", "macro_f1", "micro_ap", "macro_ap", "mean_depth_reached",
+               "mean_label_depth", "full_path_rate", "deeper_than_label_rate")
+
+
+def hml_summary(df: pd.DataFrame, by: Sequence[str] = ("encoder", "head")) -> pd.DataFrame:
+    """Mean and sd over seeds of the per-head HML metrics present in `df`."""
+    return summarize(df, by, [m for m in HML_METRICS if m in df.columns])
+
+
+def plot_hml(summary: pd.DataFrame, metrics: Sequence[str] = ("macro_ap", "macro_f1", "mean_depth_reached"),
+             by: str = "encoder"):
+    """Bars per head of HML metrics (mean +- sd over seeds), one panel per metric, one bar colour per `by`."""
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in metrics if f"{m}_mean" in summary.columns]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
+    heads = list(dict.fromkeys(summary["head"]))
+    kinds = list(dict.fromkeys(summary[by]))
+    width = 0.8 / max(1, len(kinds))
+    for ax, m in zip(axes[0], metrics):
+        for k, kind in enumerate(kinds):
+            part = summary[summary[by] == kind].set_index("head").reindex(heads)
+            ax.bar(np.arange(len(heads)) + k * width, part[f"{m}_mean"], width,
+                   yerr=part[f"{m}_std"].fillna(0), capsize=3, label=kind)
+        ax.set_xticks(np.arange(len(heads)) + width * (len(kinds) - 1) / 2, heads)
+        ax.set_title(m.replace("_", " "))
+        ax.grid(alpha=0.3, axis="y")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 # ------------------------------------------------------------------------------ mixed-depth labels
 def mixed_depth_experiment(z: np.ndarray, targets: Mapping, hierarchies: Mapping, photo_ids: np.ndarray,
                            cfg: TransferConfig) -> pd.DataFrame:
@@ -440,16 +490,29 @@ def annotate_images(model: Model, hierarchies: Mapping, images: np.ndarray,
 
 
 # ------------------------------------------------------------------------- notebook-level steps
-def reef_encoders(images: np.ndarray, cfg: TransferConfig, scale: str, ssl_method: str = "barlow") -> dict[str, dict]:
+def reef_encoders(images: np.ndarray, cfg: TransferConfig, scale: str, ssl_method: str = "barlow",
+                  ssl_checkpoint: str | os.PathLike | None = None) -> dict[str, dict]:
     """The three encoder families compared (SPEC B) as specs: random init, ImageNet-supervised, and
-    in-domain SSL pretrained here on the reef photos' images (no labels used). The random and SSL encoders
+    in-domain SSL pretrained here on the reef photos' images (no labels used), or the SSL milestone
+    `ssl_checkpoint` (e.g. Barlow Twins on BenthicNet-1M from `benthic.ssl`). The random and SSL encoders
     share one architecture and input size (`ssl_size`); the ImageNet model takes `image_size`."""
+    if ssl_checkpoint is not None:
+        from .ssl import read_milestone
+
+        if not Path(ssl_checkpoint).is_file():
+            raise FileNotFoundError(f"SSL checkpoint {ssl_checkpoint} not found: train one with benthic.ssl "
+                                    f"(e.g. `benthic train`) on BenthicNet-1M and pass its milestone file")
+        backbone = read_milestone(ssl_checkpoint)["config"]["backbone"]
+        ssl = {f"in-domain SSL ({Path(ssl_checkpoint).parent.name})": {
+            "kind": "ssl", "backbone": backbone, "checkpoint": str(ssl_checkpoint)}}
+    else:
+        ssl = {f"in-domain SSL ({ssl_method}, {cfg.ssl_backbone})": pretrain_ssl(images, cfg, scale, ssl_method)}
     return {
         f"random init ({cfg.random_backbone})": {"kind": "random", "backbone": cfg.random_backbone,
                                                   "input_size": cfg.ssl_size},
         f"ImageNet ({cfg.imagenet_model})": {"kind": "imagenet", "backbone": f"imagenet:{cfg.imagenet_model}",
                                              "input_size": cfg.image_size},
-        f"in-domain SSL ({ssl_method}, {cfg.ssl_backbone})": pretrain_ssl(images, cfg, scale, ssl_method),
+        **ssl,
     }
 
 
@@ -472,6 +535,29 @@ def committed(name: str) -> pd.DataFrame | None:
 
     path = RESULTS_DIR / "transfer" / f"{name}.csv"
     return pd.read_csv(path) if path.exists() else None
+
+
+def record(df: pd.DataFrame, name: str, command: str) -> Path:
+    """Write a GPU-scale result table to results/transfer/<name>.csv with <name>.json holding the command,
+    git commit and device that produced it (what `committed` renders later)."""
+    import subprocess
+
+    from .io import write_json
+    from .paths import RESULTS_DIR, ROOT
+
+    folder = RESULTS_DIR / "transfer"
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    from .io import save_table
+
+    save_table(df, folder / name)
+    write_json(folder / f"{name}.json", {"command": command, "commit": commit, "device": device, "rows": len(df)})
+    return folder / f"{name}.csv"
 
 
 def plot_learning_curves(summary: pd.DataFrame, metric: str = "macro_f1"):
@@ -531,3 +617,14 @@ def load_benthicnet_hml(csv_path: str | os.PathLike, image_root: str | os.PathLi
     kept = grouped.iloc[loaded.rows].reset_index(drop=True)
     groups = (kept["dataset"].astype(str) + "/" + kept["site"].astype(str)).to_numpy()
     return loaded.images, encode_heads(kept, hierarchies), groups, kept
+
+
+def export_hml_model(spec: Mapping, z: np.ndarray, targets: Mapping, hierarchies: Mapping, cfg: TransferConfig,
+                     path: str | os.PathLike, seed: int = 0) -> Path:
+    """Train the HML head on all labelled features `z` of encoder `spec` (built as `encoder_features` built it)
+    and save encoder + head in the `benthic-hml/1` format that `annotate` loads."""
+    model = train_hml(z, targets, hierarchies, cfg, seed)
+    torch.manual_seed(seed)
+    encoder = build_encoder(spec)
+    return save_hml_model(path, Model(model.head, encoder), spec, hierarchies,
+                          extra={"trained_on": int(len(z)), "seed": int(seed)})

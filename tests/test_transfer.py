@@ -166,3 +166,35 @@ def test_benthicnet_csv_with_stand_in_images_runs_the_same_hml_pipeline(hier, tm
         transfer.load_benthicnet_hml(csv, tmp_path / "nowhere", 16, hier)
     with pytest.raises(FileNotFoundError, match="labelled CSV"):
         transfer.load_benthicnet_hml(tmp_path / "none.csv", tmp_path / "img", 16, hier)
+
+
+def test_findings_name_the_leader_and_compare_the_gap_with_the_spread():
+    s = pd.DataFrame({"encoder": ["ssl", "imagenet", "ssl", "imagenet"], "protocol": ["probe"] * 4,
+                      "fraction": [0.1, 0.1, 1.0, 1.0], "macro_f1_mean": [0.60, 0.50, 0.70, 0.69],
+                      "macro_f1_std": [0.02, 0.03, 0.05, 0.04], "seeds": [3] * 4})
+    low, high = transfer.findings(s)
+    assert low.startswith("probe, 10% of labels: ssl leads") and "larger than the seed spread 0.030" in low
+    assert "within the seed spread 0.050" in high
+
+
+def test_mixed_depth_experiment_uses_the_same_test_set_for_every_arm(hier):
+    rng = np.random.default_rng(0)
+    names = ["Healthy coral", "Rubble"]
+    kind = rng.integers(0, 2, 240)
+    z = (np.eye(2)[kind] * 3 + 0.3 * rng.standard_normal((240, 2))).astype(np.float32)
+    table = pd.DataFrame({"source_label": ["1", "4"], "source_name": names, "head": ["biota", "substrate"],
+                          "catami_path": ["[BIOTA] > Biota > Cnidaria > Corals",
+                                          "[SUBSTRATE] > Substrate > Unconsolidated (soft) > Pebble / gravel > "
+                                          "Biologenic > Coral rubble"], "exact": [True, True], "note": ["", ""]})
+    targets = translate.translate_multi_hot(np.eye(2)[kind], names, table, hier)
+    photos = np.repeat(np.arange(40), 6)
+    cfg = transfer.TransferConfig(seeds=(0,), hml=transfer.TrainConfig(30, 1e-2, 1e-5, 64, False), hml_hidden=16,
+                                  hml_dropout=0.0)
+    res = transfer.mixed_depth_experiment(z, targets, hier, photos, cfg)
+    arms = res.groupby("arm")
+    assert set(arms.groups) == {"all groups (masked)", "fully labelled group only", "all groups (missing = negative)"}
+    assert arms["n"].apply(tuple).nunique() == 1  # same test images per head in every arm
+    n_train = arms["n_train"].first()
+    assert n_train["fully labelled group only"] < n_train["all groups (masked)"] == n_train["all groups (missing = negative)"]
+    masked = res[res["arm"] == "all groups (masked)"].set_index("head")
+    assert masked.loc["biota", "subset_accuracy"] == 1.0 and masked.loc["substrate", "subset_accuracy"] == 1.0
