@@ -186,11 +186,12 @@ def decode(probs: np.ndarray, hierarchy: "object", threshold: float = THRESHOLD)
 # ------------------------------------------------------------------------------------------ metrics
 def masked_f1(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
     """(micro, macro) F1 over known entries: micro = sklearn binary F1 on every (sample, node) pair with
-    mask True; macro = mean over nodes with a known positive of sklearn F1 on that node's known samples."""
+    mask True; macro = mean over nodes with a known positive of sklearn F1 on that node's known samples.
+    NaN where undefined (no known positive), rather than a misleading 0."""
     from sklearn.metrics import f1_score
 
     pred, target, mask = np.asarray(pred).astype(int), np.asarray(target).astype(int), np.asarray(mask, bool)
-    micro = f1_score(target[mask], pred[mask], zero_division=0) if mask.any() else float("nan")
+    micro = f1_score(target[mask], pred[mask], zero_division=0) if target[mask].any() else float("nan")
     per_node = [f1_score(target[mask[:, j], j], pred[mask[:, j], j], zero_division=0)
                 for j in range(target.shape[1]) if (target[mask[:, j], j] == 1).any()]
     return float(micro), float(np.mean(per_node)) if per_node else float("nan")

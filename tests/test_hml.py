@@ -126,6 +126,9 @@ def test_masked_f1_and_ap_equal_sklearn_when_everything_is_known():
     _, macro_m = hml.masked_f1(pred, y, mask)
     per = [f1_score(y[mask[:, j], j], pred[mask[:, j], j]) for j in range(6)]
     assert macro_m == pytest.approx(np.mean(per))
+    # undefined (no known positive) is NaN, not 0
+    assert all(np.isnan(v) for v in hml.masked_f1(pred, np.zeros_like(y), mask))
+    assert all(np.isnan(v) for v in hml.masked_average_precision(scores, np.zeros_like(y), mask))
 
 
 def test_head_metrics_depth_reached_hand_case():
