@@ -38,46 +38,45 @@ class CVModel:
 
 @dataclass(frozen=True)
 class CVConfig:
-    """Per-scale settings of notebook 06: folds, image size, probe/fine-tune budgets, timing and ablation."""
+    """Per-scale settings of notebook 06 (the reef tiles, probe encoders and their cached features come from
+    benthic.transfer's config of the same scale, shared with notebook 04): folds, budgets, timing, ablation."""
 
     k: int = 5
     seed: int = 0
-    image_size: int = 224
     probe: TrainConfig = TrainConfig(epochs=200, lr=1e-3, batch_size=256, augment=False)
     finetune: TrainConfig = TrainConfig(epochs=30, lr=1e-4, batch_size=64, augment=False)
-    vit_size: int = 224
-    cnn_size: int = 224
     vit_backbone: str = "vit_b_16"
+    vit_size: int = 224
     cnn_backbone: str = "resnet50"
-    imagenet_model: str = "efficientnet-lite0"
-    ssl_epochs: int = 100
-    ssl_backbone: str = "resnet50"
+    cnn_size: int = 224
+    imagenet_finetune: bool = True
     ablation_model: str = "vit_b_16"
+    ablation_size: int = 224
     ablation: TrainConfig = TrainConfig(epochs=30, lr=1e-4, batch_size=64, augment=False)
     ablation_arms: tuple[tuple[bool, bool, bool], ...] = tuple(
         (r, s, f) for r in (False, True) for s in (False, True) for f in (False, True))
     timing_batches: tuple[int, ...] = (1, 64)
     timing_repeats: int = 10
-    max_tiles: int | None = None
 
 
 _FIVE_ARMS = ((False, False, False), (True, False, False), (False, True, False), (False, False, True),
               (True, True, True))
 CONFIGS: dict[str, CVConfig] = {
-    # seconds: 3 folds, 32 px, a fraction of the tiles, one epoch
-    "smoke": CVConfig(k=3, image_size=32, probe=TrainConfig(30, 1e-2, 1e-4, 256, False),
-                      finetune=TrainConfig(1, 1e-3, 1e-5, 64, False), vit_size=32, cnn_size=32,
-                      vit_backbone="vit_tiny", cnn_backbone="small_cnn", ssl_epochs=1, ssl_backbone="small_cnn",
-                      ablation_model="small_cnn", ablation=TrainConfig(1, 1e-3, 1e-5, 64, False),
-                      ablation_arms=((False, False, False), (True, True, True)), timing_batches=(1, 16),
-                      timing_repeats=2, max_tiles=160),
-    # 2-core CPU, minutes: 5 folds; frozen 64 px features for the probes, 32 px fine-tuning of small nets
-    "quick": CVConfig(k=5, image_size=64, probe=TrainConfig(150, 1e-2, 1e-4, 256, False),
-                      finetune=TrainConfig(4, 1e-3, 1e-5, 64, False), vit_size=32, cnn_size=32,
-                      vit_backbone="vit_tiny", cnn_backbone="small_cnn", ssl_epochs=15, ssl_backbone="small_cnn",
-                      ablation_model="small_cnn", ablation=TrainConfig(4, 1e-3, 1e-5, 64, False),
-                      ablation_arms=_FIVE_ARMS, timing_batches=(1, 64), timing_repeats=5),
-    # GPU: ViT-B/16 and ResNet-50 at 224 px, the seed paper's fine-tuning budget, full 2^3 ablation
+    # seconds: 3 folds of transfer's 200-tile smoke subset, one epoch, two ablation arms
+    "smoke": CVConfig(k=3, probe=TrainConfig(30, 1e-2, 1e-4, 256, False), finetune=TrainConfig(1, 1e-3, 1e-5, 64, False),
+                      vit_backbone="vit_tiny", vit_size=32, cnn_backbone="small_cnn", cnn_size=16,
+                      imagenet_finetune=False, ablation_model="small_cnn", ablation_size=16,
+                      ablation=TrainConfig(1, 1e-3, 1e-5, 64, False),
+                      ablation_arms=((False, False, False), (True, True, True)), timing_batches=(1, 8),
+                      timing_repeats=1),
+    # 2-core CPU, minutes: 5 folds; probes on notebook 04's cached features; small ViT (32 px) and CNN (16 px)
+    # fine-tuned from scratch for a few epochs; ablation on the CNN at 16 px
+    "quick": CVConfig(k=5, probe=TrainConfig(150, 1e-2, 1e-4, 256, False), finetune=TrainConfig(3, 2e-3, 1e-5, 64, False),
+                      vit_backbone="vit_tiny", vit_size=32, cnn_backbone="small_cnn", cnn_size=16,
+                      imagenet_finetune=False, ablation_model="small_cnn", ablation_size=16,
+                      ablation=TrainConfig(3, 2e-3, 1e-5, 64, False), ablation_arms=_FIVE_ARMS,
+                      timing_batches=(1, 64), timing_repeats=5),
+    # GPU: ViT-B/16 and ResNet-50 at 224 px, the seed paper's fine-tuning budget, full 2^3 ablation on ViT-B/16
     "paper": CVConfig(),
 }
 
@@ -88,39 +87,47 @@ def get_config(scale: str, **overrides) -> CVConfig:
 
 
 # ------------------------------------------------------------------------------------- the task
-def reef_task(cfg: CVConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The one-hot coral-condition task (benthic.transfer.condition_task) on reef tiles at cfg.image_size:
-    (images uint8, class 0..2, photo id per tile); a seeded subset of cfg.max_tiles tiles when set."""
-    from .data.coral import load_coral
+@dataclass
+class ReefTask:
+    """The one-hot coral-condition task: tile images (uint8), class 0..2, photo per tile (the group), and the
+    frozen features of the probe encoders (benthic.transfer.reef_encoders, cached, shared with notebook 04)."""
 
-    coral = load_coral(size=cfg.image_size)
-    keep, y = transfer.condition_task(coral.labels, coral.label_names)
-    if cfg.max_tiles is not None and cfg.max_tiles < len(keep):
-        pick = np.sort(np.random.default_rng(cfg.seed).choice(len(keep), cfg.max_tiles, replace=False))
-        keep, y = keep[pick], y[pick]
-    return coral.images[keep], y.astype(np.int64), np.asarray(coral.photo_ids)[keep]
+    images: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    specs: dict[str, dict]
+    features: dict[str, np.ndarray]
 
 
-def default_models(cfg: CVConfig, images: np.ndarray, scale: str) -> tuple[list[CVModel], dict[str, str]]:
-    """The compared models (a ViT and a CNN trained from scratch, a randomly initialised ViT probed, an
-    ImageNet EfficientNet-Lite probed (and fine-tuned at the paper scale), an in-domain SSL encoder probed)
-    and the roles for transfer efficiency: {"scratch": name, "reference": name}."""
-    tcfg = transfer.get_config(scale, ssl_backbone=cfg.ssl_backbone, ssl_epochs=cfg.ssl_epochs)
-    ssl_spec = transfer.pretrain_ssl(images, tcfg, scale, "barlow", cfg.seed)
-    vit, cnn, lite = cfg.vit_backbone, cfg.cnn_backbone, cfg.imagenet_model
-    models = [
-        CVModel(f"ViT {vit}, scratch, fine-tune", {"kind": "random", "backbone": vit}, "fine-tune", cfg.vit_size),
-        CVModel(f"ViT {vit}, random init, probe", {"kind": "random", "backbone": vit}, "linear probe", cfg.vit_size),
-        CVModel(f"CNN {cnn}, scratch, fine-tune", {"kind": "random", "backbone": cnn}, "fine-tune", cfg.cnn_size),
-        CVModel(f"ImageNet {lite}, probe", {"kind": "imagenet", "backbone": f"imagenet:{lite}"}, "linear probe",
-                cfg.image_size),
-        CVModel(f"in-domain SSL {cfg.ssl_backbone}, probe", {k: v for k, v in ssl_spec.items() if k != "input_size"},
-                "linear probe", int(ssl_spec["input_size"])),
-    ]
-    if scale == "paper":
-        models.append(CVModel(f"ImageNet {lite}, fine-tune", {"kind": "imagenet", "backbone": f"imagenet:{lite}"},
-                              "fine-tune", cfg.image_size))
-    return models, {"scratch": models[2].name, "reference": models[4].name}
+def reef_task(scale: str) -> ReefTask:
+    """Load transfer's reef tiles for `scale`, keep the tiles of the condition task, and embed them with the
+    three probe encoder families (random init, ImageNet, in-domain SSL pretrained on all tiles' images)."""
+    tcfg = transfer.get_config(scale)
+    coral = transfer.load_reef(tcfg)
+    idx, y = transfer.condition_task(coral.labels, coral.label_names)
+    specs = transfer.reef_encoders(coral.images, tcfg, scale)
+    feats = transfer.encoder_features(specs, coral.images, scale)
+    return ReefTask(coral.images[idx], y.astype(np.int64), np.asarray(coral.photo_ids)[idx], specs,
+                    {k: z[idx] for k, z in feats.items()})
+
+
+def default_models(task: ReefTask, cfg: CVConfig) -> tuple[list[CVModel], dict[str, str]]:
+    """The compared models: a ViT and a CNN fine-tuned from scratch, the three probe families (random init,
+    ImageNet EfficientNet-Lite, in-domain SSL) and, where budgeted, the ImageNet model fine-tuned; plus the
+    roles for transfer efficiency {"scratch": random-init probe, "reference": in-domain SSL probe}."""
+    vit, cnn = cfg.vit_backbone, cfg.cnn_backbone
+    models = [CVModel(f"ViT {vit} scratch, fine-tune", {"kind": "random", "backbone": vit}, "fine-tune", cfg.vit_size),
+              CVModel(f"CNN {cnn} scratch, fine-tune", {"kind": "random", "backbone": cnn}, "fine-tune", cfg.cnn_size)]
+    names = list(task.specs)
+    for name, spec in task.specs.items():
+        models.append(CVModel(f"{name}, probe", spec, "linear probe", int(spec.get("input_size") or 224)))
+    imagenet = next(n for n in names if n.startswith("ImageNet"))
+    if cfg.imagenet_finetune:
+        spec = task.specs[imagenet]
+        models.append(CVModel(f"{imagenet}, fine-tune", spec, "fine-tune", int(spec.get("input_size") or 224)))
+    scratch = next(n for n in names if n.startswith("random init"))
+    reference = next(n for n in names if n.startswith("in-domain"))
+    return models, {"scratch": f"{scratch}, probe", "reference": f"{reference}, probe"}
 
 
 # ------------------------------------------------------------------------------------------- folds
@@ -130,6 +137,18 @@ def grouped_folds(y: np.ndarray, groups: np.ndarray, k: int, seed: int) -> list[
     from .data.coral import photo_kfold
 
     return photo_kfold(np.asarray(y), np.asarray(groups), k, seed)
+
+
+def fold_table(y: np.ndarray, groups: np.ndarray, folds: Sequence[tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    """Per fold: test size, groups held out, groups shared with training (must be 0) and class shares."""
+    y, groups = np.asarray(y), np.asarray(groups)
+    classes = np.unique(y)
+    rows = []
+    for f, (tr, te) in enumerate(folds):
+        share = {f"class {c} share": float(np.mean(y[te] == c)) for c in classes}
+        rows.append({"fold": f, "n_train": len(tr), "n_test": len(te), "test groups": len(np.unique(groups[te])),
+                     "shared groups": len(set(groups[tr]) & set(groups[te])), **share})
+    return pd.DataFrame(rows)
 
 
 def cross_validate(runners: Mapping[str, Callable[[np.ndarray, np.ndarray, int], np.ndarray]], y: np.ndarray,
@@ -219,17 +238,18 @@ def finetune_runner(spec: Mapping, images: np.ndarray, y: np.ndarray, n_classes:
     return run
 
 
-def run_models(models: Sequence[CVModel], images: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: CVConfig,
-               scale: str, folds: Sequence | None = None) -> pd.DataFrame:
-    """Fold scores of every model on the same grouped folds (probes on cached features at cfg.image_size)."""
+def run_models(models: Sequence[CVModel], images: np.ndarray, y: np.ndarray, folds: Sequence, cfg: CVConfig,
+               features: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Fold scores of every model on the same folds: probes on `features[spec name]` (cached frozen features,
+    one row per image; the probe model's name is '<spec name>, probe'), fine-tunes on the images."""
     n_classes = int(y.max()) + 1
-    folds = folds if folds is not None else grouped_folds(y, groups, cfg.k, cfg.seed)
-    probes = {m.name: {**m.encoder, "input_size": m.size} for m in models if m.protocol == "linear probe"}
-    feats = transfer.encoder_features(probes, images, scale, cfg.seed) if probes else {}
     runners = {}
     for m in models:
         if m.protocol == "linear probe":
-            runners[m.name] = probe_runner(feats[m.name], y, n_classes, cfg.probe, cfg.seed)
+            key = m.name.removesuffix(", probe")
+            if features is None or key not in features:
+                raise ValueError(f"model {m.name!r}: no cached features named {key!r}")
+            runners[m.name] = probe_runner(features[key], y, n_classes, cfg.probe, cfg.seed)
         elif m.protocol == "fine-tune":
             runners[m.name] = finetune_runner(m.encoder, images, y, n_classes, cfg.finetune, m.size, cfg.seed)
         else:
@@ -240,11 +260,11 @@ def run_models(models: Sequence[CVModel], images: np.ndarray, y: np.ndarray, gro
     return out
 
 
-def augmentation_ablation(spec: Mapping, images: np.ndarray, y: np.ndarray, folds: Sequence, cfg: CVConfig,
-                          size: int) -> pd.DataFrame:
-    """Fine-tune the same encoder from scratch per augmentation arm (rotation, scaling, flipping on/off) on
+def augmentation_ablation(images: np.ndarray, y: np.ndarray, folds: Sequence, cfg: CVConfig) -> pd.DataFrame:
+    """Fine-tune cfg.ablation_model from scratch per augmentation arm (rotation, scaling, flipping on/off) on
     the same folds; one row per (arm, fold) with the three flags."""
     n_classes = int(y.max()) + 1
+    spec, size = {"kind": "random", "backbone": cfg.ablation_model}, cfg.ablation_size
     runners = {arm_name(a): finetune_runner(spec, images, y, n_classes, cfg.ablation, size, cfg.seed, a)
                for a in cfg.ablation_arms}
     out = cross_validate(runners, y, folds).rename(columns={"model": "arm"})
@@ -307,17 +327,20 @@ def transfer_efficiency(pretrained: float, scratch: float, reference: float, eps
     return float((pretrained - scratch) / gap), ""
 
 
-def efficiency_table(scores: pd.DataFrame, scratch: str, reference: str, metric: str = "macro_f1") -> pd.DataFrame:
-    """Transfer efficiency of every other model against `scratch` and `reference` (model names in
-    `scores`): per-fold TE (mean, sd over folds with a defined TE) and TE of the fold means, with reasons."""
+def efficiency_table(scores: pd.DataFrame, scratch: str, reference: str, metric: str = "macro_f1",
+                     models: Sequence[str] | None = None) -> pd.DataFrame:
+    """Transfer efficiency of `models` (default: every other model) against `scratch` and `reference` (model
+    names in `scores`): per-fold TE (mean, sd over folds with a defined TE) and TE of the fold means, with reasons."""
     pivot = scores.pivot_table(index="fold", columns="model", values=metric)
     for name in (scratch, reference):
         if name not in pivot.columns:
             raise ValueError(f"model {name!r} not in the scores (models: {list(pivot.columns)})")
     rows = []
-    for model in pivot.columns:
+    for model in (models if models is not None else pivot.columns):
         if model in (scratch, reference):
             continue
+        if model not in pivot.columns:
+            raise ValueError(f"model {model!r} not in the scores (models: {list(pivot.columns)})")
         per_fold = [transfer_efficiency(p, s, r) for p, s, r in zip(pivot[model], pivot[scratch], pivot[reference])]
         te = np.array([v for v, _ in per_fold])
         of_means, reason = transfer_efficiency(pivot[model].mean(), pivot[scratch].mean(), pivot[reference].mean())

@@ -149,11 +149,18 @@ def test_small_end_to_end_run_and_timing():
     groups = np.arange(36) // 2
     cfg = crossval.get_config("smoke", k=3, probe=TrainConfig(60, 1e-2, 1e-4, 64, False),
                               finetune=TrainConfig(2, 1e-3, 1e-5, 16, False))
-    spec = {"kind": "random", "backbone": "small_cnn"}
-    models = [crossval.CVModel("probe", spec, "linear probe", 16), crossval.CVModel("ft", spec, "fine-tune", 16)]
-    scores = crossval.run_models(models, images, y, groups, cfg, "smoke")
+    spec = {"kind": "random", "backbone": "small_cnn", "input_size": 16}
+    torch.manual_seed(0)
+    feats = {"cnn": crossval.transfer.features(crossval.transfer.build_encoder(spec), images)}
+    models = [crossval.CVModel("cnn, probe", spec, "linear probe", 16), crossval.CVModel("ft", spec, "fine-tune", 16)]
+    folds = crossval.grouped_folds(y, groups, cfg.k, cfg.seed)
+    scores = crossval.run_models(models, images, y, folds, cfg, features=feats)
     assert len(scores) == 6 and set(scores.protocol) == {"linear probe", "fine-tune"}
-    assert scores[scores.model == "probe"].accuracy.mean() > 0.8
+    assert scores[scores.model == "cnn, probe"].accuracy.mean() > 0.8
+    with pytest.raises(ValueError, match="no cached features"):
+        crossval.run_models(models, images, y, folds, cfg)
+    table = crossval.fold_table(y, groups, folds)
+    assert (table["shared groups"] == 0).all() and table.n_test.sum() == len(y)
     timing = crossval.timing_table(models[:1], 3, cfg, devices=["cpu"])
-    assert list(timing.batch_size) == [1, 16] and (timing.ms_per_image > 0).all()
+    assert list(timing.batch_size) == [1, 8] and (timing.ms_per_image > 0).all()
     assert np.allclose(timing.images_per_s * timing.ms_per_image, 1e3)
