@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 from scipy import stats
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from . import io, metrics
@@ -157,7 +158,8 @@ def _probes(source, z, images, labels, labels_all, lp, knn, train_images, train_
     train_z = np.asarray(train_images) if is_array else _embed(source, train_images, mean, std, config.batch_size, device)
     ok = np.isfinite(train_z).all(axis=1)
     if lp and config.probe == "fast":
-        out["lp_acc"] = probe.fast_probe(train_z[ok], np.asarray(train_labels)[ok], z, labels, seed=config.seed)
+        with threadpool_limits(1):  # small problem: BLAS threads only contend (10-20x slower on a busy CPU)
+            out["lp_acc"] = probe.fast_probe(train_z[ok], np.asarray(train_labels)[ok], z, labels, seed=config.seed)
     elif lp and config.probe != "paper":
         raise ValueError(f"probe must be 'fast' or 'paper', got {config.probe!r}")
     if knn:
@@ -176,10 +178,11 @@ def evaluate_run(checkpoints: list[str | Path], images: np.ndarray, labels: np.n
     meta = dict(meta or {})
     config = kwargs.get("config", MonitorConfig())
     rows, spectra = [], []
+    digest = hashlib.sha1(np.ascontiguousarray(images).tobytes()).hexdigest()[:8]
     for path in tqdm(list(checkpoints), desc=f"milestones {meta.get('method', '')}".strip(), leave=False):
         epoch = milestone_epoch(path)
-        cached = Path(cache_dir) / f"{Path(path).parent.name}-e{epoch:04d}-{config.key()}-lp{int(kwargs.get('lp', False))}" \
-                                   f"{int(kwargs.get('knn', False))}.json" if cache_dir else None
+        cached = Path(cache_dir) / f"{Path(path).parent.name}-e{epoch:04d}-{config.key()}-{digest}-" \
+                                   f"lp{int(kwargs.get('lp', False))}{int(kwargs.get('knn', False))}.json" if cache_dir else None
         if cached is not None and cached.exists():
             row = json.loads(cached.read_text())
         else:
@@ -271,31 +274,31 @@ def render_pearson_table(long: pd.DataFrame, group_cols: tuple[str, ...] = ("met
     colours = {"positive": "black", "negative": "#c0392b", "n.s.": "#a0a0a0"}
     if paper is not None and "p" not in paper:  # benthic.paper_tables.paper_long layout
         paper = paper.rename(columns={"group": group_cols[0], "p_derived": "p"})
-    columns = long[list(group_cols) + ["init"]].drop_duplicates().apply(tuple, axis=1).tolist()
+    columns = list(dict.fromkeys(long[list(group_cols) + ["init"]].itertuples(index=False, name=None)))
     metric_order = list(dict.fromkeys(long.metric))
-    fig, ax = plt.subplots(figsize=(1.0 + 0.85 * len(columns), 0.9 + 0.5 * len(metric_order)))
-    ax.set_xlim(-2, len(columns))
+    fig, ax = plt.subplots(figsize=(2.2 + 0.85 * len(columns), 0.9 + 0.5 * len(metric_order)))
+    ax.set_xlim(-2.8, len(columns))
     ax.set_ylim(len(metric_order), -1.6)
     ax.axis("off")
     for j, col in enumerate(columns):
         ax.text(j + 0.5, -1.1, "\n".join(str(c) for c in col[:-1]), ha="center", va="center", fontsize=7)
-        ax.text(j + 0.5, -0.45, col[-1], ha="center", va="center", fontsize=7, style="italic")
+        if col[-1] != "-":
+            ax.text(j + 0.5, -0.45, col[-1], ha="center", va="center", fontsize=7, style="italic")
+    keys = list(group_cols) + ["init", "metric"]
+    ours = {tuple(k): (r, p) for *k, r, p in long[keys + ["r", "p"]].itertuples(index=False)}
+    theirs = {} if paper is None else {tuple(k): (r, p) for *k, r, p in paper[keys + ["r", "p"]].itertuples(index=False)}
     for i, m in enumerate(metric_order):
-        ax.text(-1.9, i + 0.5, METRIC_LABELS.get(m, m) + ("" if m in LABEL_BASED else "  (label-free)"),
+        ax.text(-2.7, i + 0.5, METRIC_LABELS.get(m, m) + ("" if m in LABEL_BASED else "  (label-free)"),
                 ha="left", va="center", fontsize=8)
         for j, col in enumerate(columns):
-            sel = long[(long.metric == m) & (long[list(group_cols) + ["init"]].apply(tuple, axis=1) == col)]
-            if sel.empty:
-                continue
-            r, p = float(sel.r.iloc[0]), float(sel.p.iloc[0])
-            ax.text(j + 0.5, i + 0.4, "n/a" if not np.isfinite(r) else f"{r:.2f}", ha="center", va="center",
-                    fontsize=9, color=colours[category(r, p)])
-            if paper is not None:
-                ps = paper[(paper.metric == m) & (paper[list(group_cols) + ["init"]].apply(tuple, axis=1) == col)]
-                if not ps.empty:
-                    pr, pp = float(ps.r.iloc[0]), float(ps.p.iloc[0])
-                    ax.text(j + 0.5, i + 0.8, f"paper {pr:.2f}", ha="center", va="center", fontsize=6,
-                            color=colours[category(pr, pp)])
+            if (*col, m) in ours:
+                r, p = ours[(*col, m)]
+                ax.text(j + 0.5, i + 0.4, "n/a" if not np.isfinite(r) else f"{r:.2f}", ha="center", va="center",
+                        fontsize=9, color=colours[category(r, p)])
+            if (*col, m) in theirs:
+                pr, pp = theirs[(*col, m)]
+                ax.text(j + 0.5, i + 0.8, f"paper {pr:.2f}", ha="center", va="center", fontsize=6,
+                        color=colours[category(pr, pp)])
     ax.axhline(-0.1, color="black", lw=0.6)
     if title:
         ax.set_title(title, fontsize=9)
