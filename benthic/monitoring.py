@@ -453,8 +453,8 @@ def train_with_monitor(config, monitor: MilestoneMonitor, images: np.ndarray | N
     from .ssl import milestone_epoch as epoch_of
 
     for epoch in config.milestone_epochs():
-        done = train_milestones(config, images, stop_after=epoch)
-        monitor(epoch_of(done[-1]), load_encoder(done[-1]))
+        done = {epoch_of(p): p for p in train_milestones(config, images, stop_after=epoch)}
+        monitor(epoch, load_encoder(done[epoch]))
     return train_milestones(config, images)
 
 

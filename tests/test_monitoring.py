@@ -185,6 +185,9 @@ def test_train_with_monitor_and_evaluate_run(tmp_path):
     monitor = mon.MilestoneMonitor(images[:64], n_classes=4, config=FAST, device="cpu")
     paths = mon.train_with_monitor(config, monitor, images=images)
     assert monitor.table.epoch.tolist() == list(config.milestone_epochs()) == [0, 1, 2]
+    replay = mon.MilestoneMonitor(images[:64], n_classes=4, config=FAST, device="cpu")
+    assert mon.train_with_monitor(config, replay, images=images) == paths  # finished run: replays each milestone
+    pd.testing.assert_frame_equal(replay.table.drop(columns="seconds"), monitor.table.drop(columns="seconds"))
     table, spectra = mon.evaluate_run(paths, images[:64], labels[:64], meta={"method": "simclr"},
                                       cache_dir=tmp_path, config=FAST, device="cpu")
     assert table.epoch.tolist() == [0, 1, 2] and (table.method == "simclr").all()
