@@ -78,6 +78,7 @@ def provenance(command: str | None = None) -> dict:
 def save_results(table: pd.DataFrame, configs: dict[str, SSLConfig], path: str | os.PathLike,
                  command: str | None = None) -> Path:
     """Write per-milestone results with the configs and provenance as JSON (results/ssl/...)."""
-    rows = table.drop(columns=["milestone"], errors="ignore").to_dict(orient="records")
+    clean = table.drop(columns=["milestone"], errors="ignore").astype(object)
+    rows = clean.where(clean.notna(), None).to_dict(orient="records")  # NaN (no loss at init) -> null
     return io.write_json(path, {"provenance": provenance(command), "configs": {m: c.to_dict() for m, c in configs.items()},
                                 "milestones": rows})
