@@ -23,8 +23,9 @@ Targets = Mapping[str, tuple[np.ndarray, np.ndarray]]
 
 @dataclass(frozen=True)
 class FedConfig:
-    """Per-scale settings of notebook 07: rounds, local epochs per round, HML head and optimiser, FedProx mu,
-    the frozen encoder whose features the groups train on, and the test split."""
+    """Per-scale settings of notebook 07: rounds, local epochs per round, HML head and optimiser, FedProx mu and
+    the test split; the reef tiles and the frozen ImageNet encoder come from benthic.transfer's config of the
+    same scale (features cached and shared with notebooks 04/05)."""
 
     rounds: int = 50
     local_epochs: int = 2
@@ -34,16 +35,16 @@ class FedConfig:
     hidden: int = 2048
     dropout: float = 0.7
     proximal_mu: float = 0.1
-    image_size: int = 224
-    imagenet_model: str = "efficientnet-lite0"
     test_fraction: float = 0.3
     seed: int = 0
-    max_tiles: int | None = None
+    strategies: tuple[str, ...] = ("FedAvg", "FedProx")
 
 
 CONFIGS: dict[str, FedConfig] = {
-    "smoke": FedConfig(rounds=2, local_epochs=2, hidden=32, dropout=0.2, image_size=32, max_tiles=200),
-    "quick": FedConfig(rounds=8, local_epochs=3, hidden=256, dropout=0.5, image_size=64),
+    # seconds: one Flower simulation (each starts ray), two rounds
+    "smoke": FedConfig(rounds=2, local_epochs=2, batch_size=32, hidden=32, dropout=0.2, strategies=("FedAvg",)),
+    # 2-core CPU, about 2 minutes: FedAvg and FedProx, 10 rounds of 3 local epochs
+    "quick": FedConfig(rounds=10, local_epochs=3, batch_size=32, hidden=256, dropout=0.5),
     "paper": FedConfig(),
 }
 
@@ -271,19 +272,16 @@ def reef_setup(cfg: FedConfig, scale: str) -> tuple[list[Party], np.ndarray, dic
     """Reef tiles -> frozen ImageNet features (cached) -> CATAMI targets (translation table) -> photo split;
     training photos shared out to research groups. Returns (parties, x_test, test targets, hierarchies)."""
     from .catami import load_hierarchies
-    from .data.coral import load_coral
     from .translate import load_translation, translate_multi_hot
 
-    coral = load_coral(size=cfg.image_size)
-    idx = np.arange(len(coral))
-    if cfg.max_tiles is not None and cfg.max_tiles < len(idx):
-        idx = np.sort(np.random.default_rng(cfg.seed).choice(len(idx), cfg.max_tiles, replace=False))
+    tcfg = transfer.get_config(scale)
+    coral = transfer.load_reef(tcfg, cfg.seed)
     hierarchies = load_hierarchies()
     table = load_translation("coral_condition_to_catami", hierarchies)
-    targets = translate_multi_hot(coral.labels[idx], coral.label_names, table, hierarchies)
-    spec = {"kind": "imagenet", "backbone": f"imagenet:{cfg.imagenet_model}", "input_size": cfg.image_size}
-    x = transfer.encoder_features({"encoder": spec}, coral.images[idx], scale, cfg.seed)["encoder"]
-    photos = np.asarray(coral.photo_ids)[idx]
+    targets = translate_multi_hot(coral.labels, coral.label_names, table, hierarchies)
+    spec = {"kind": "imagenet", "backbone": f"imagenet:{tcfg.imagenet_model}", "input_size": tcfg.image_size}
+    x = transfer.encoder_features({"ImageNet": spec}, coral.images, scale)["ImageNet"]
+    photos = np.asarray(coral.photo_ids)
     tr, te = transfer.photo_split(photos, cfg.test_fraction, cfg.seed)
     parties = make_parties(x[tr], transfer.subset_targets(targets, tr), hierarchies, photos[tr], cfg.seed,
                            list(hierarchies))
@@ -298,8 +296,8 @@ def pooled(parties: Sequence[Party]) -> Party:
 
 def compare(parties: Sequence[Party], x_test: np.ndarray, test_targets: Targets, hierarchies: Mapping,
             cfg: FedConfig) -> pd.DataFrame:
-    """Per-round test curves of FedAvg and FedProx (Flower), centralised training and each group alone."""
-    curves = [run_federated(s, parties, x_test, test_targets, hierarchies, cfg) for s in ("FedAvg", "FedProx")]
+    """Per-round test curves of cfg.strategies (Flower), centralised training and each group alone."""
+    curves = [run_federated(s, parties, x_test, test_targets, hierarchies, cfg) for s in cfg.strategies]
     curves.append(local_curve("centralised", pooled(parties), x_test, test_targets, hierarchies, cfg))
     for p in parties:
         curves.append(local_curve(f"alone: {p.name} ({len(p.x)} tiles)", p, x_test, test_targets, hierarchies, cfg))
