@@ -47,8 +47,8 @@ def milestone_times(z: np.ndarray, y: np.ndarray, k: int = 10, **umap_kwargs) ->
     _, t["entropy_3d"] = timed(M.entropy_3d, z3)
     _, t["outlier_mask"] = timed(M.outlier_mask, z3)
     _, t["rankme"] = timed(M.rankme, z)
-    _, t["alpha_req"] = timed(M.alpha_req, z)
-    _, t["singular_values"] = timed(M.singular_values, z)
+    s, t["singular_values"] = timed(M.singular_values, z)
+    _, t["alpha_req (given the spectrum)"] = timed(M.alpha_req, z, s=s)
     t["TOTAL"] = sum(t.values())
     return t
 
@@ -91,10 +91,10 @@ def main(argv: list[str] | None = None) -> None:
         zn, yn = embeddings(n, args.dim)
         t = milestone_times(zn, yn)
         if header is None:
-            header = ["n", "umap", "kmeans x2", "silhouettes", "spectral x3", "TOTAL"]
+            header = ["n", "umap", "kmeans x2", "silhouettes", "spectral", "TOTAL"]
             print("  " + "".join(f"{h:>12s}" for h in header))
         row = [n, t["umap_3d (incl. exact kNN)"], t["kmeans_cosine k1"] + t["kmeans_cosine k2"],
-               t["silhouette S1"] + t["silhouette S_GT"], t["rankme"] + t["alpha_req"] + t["singular_values"], t["TOTAL"]]
+               t["silhouette S1"] + t["silhouette S_GT"], t["rankme"] + t["alpha_req (given the spectrum)"] + t["singular_values"], t["TOTAL"]]
         print("  " + f"{row[0]:>12d}" + "".join(f"{v:>12.2f}" for v in row[1:]), flush=True)
 
 

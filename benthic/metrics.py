@@ -185,10 +185,11 @@ def singular_values(z: np.ndarray, center: bool = True) -> np.ndarray:
     return np.sqrt(np.clip(eig, 0, None))
 
 
-def rankme(z: np.ndarray, eps: float = 1e-7) -> float:
+def rankme(z: np.ndarray, eps: float = 1e-7, s: np.ndarray | None = None) -> float:
     """RankMe (Garrido et al. 2023): exp of the entropy of p_k = s_k / sum(s) + eps, s the singular
-    values of the (uncentred) embedding matrix; between 1 and min(N, D) (+ an eps-sized excess)."""
-    s = singular_values(z, center=False)
+    values of the (uncentred) embedding matrix; between 1 and min(N, D) (+ an eps-sized excess).
+    Pass `s` (= singular_values(z, center=False)) to reuse a spectrum already computed."""
+    s = singular_values(z, center=False) if s is None else np.asarray(s, float)
     total = s.sum()
     if total <= 0:
         raise ValueError("RankMe of an all-zero embedding matrix is undefined")
@@ -196,13 +197,16 @@ def rankme(z: np.ndarray, eps: float = 1e-7) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
-def alpha_req(z: np.ndarray, fit_range: tuple[int, int | None] = (1, None), rel_tol: float = 1e-10) -> float:
+def alpha_req(z: np.ndarray, fit_range: tuple[int, int | None] = (1, None), rel_tol: float = 1e-10,
+              s: np.ndarray | None = None) -> float:
     """alpha-ReQ (Agrawal et al. 2022): minus the slope of a least-squares line through
     (log k, log lambda_k), lambda the covariance eigenvalues, over ranks fit_range = (first, last)
     inclusive, 1-based; last=None means the last eigenvalue above rel_tol * lambda_1 (numerical zeros
-    are left out). Larger alpha = faster decay = fewer effective dimensions."""
+    are left out). Larger alpha = faster decay = fewer effective dimensions. Pass `s`
+    (= singular_values(z)) to reuse a spectrum already computed."""
     z = check_embeddings(z, min_rows=3)
-    eig = singular_values(z, center=True) ** 2 / (len(z) - 1)
+    s = singular_values(z, center=True) if s is None else np.asarray(s, float)
+    eig = s ** 2 / (len(z) - 1)
     if eig[0] <= 0:
         raise ValueError("alpha-ReQ of constant embeddings is undefined (all covariance eigenvalues are 0)")
     usable = int((eig > rel_tol * eig[0]).sum())

@@ -125,8 +125,9 @@ def evaluate_milestone(source, images: np.ndarray | None = None, labels: np.ndar
         if c1 is not None else nan
     row["entropy"] = metrics.entropy_3d(z3, config.bin_width) if z3 is not None else nan
     row["n_outliers"] = int(metrics.outlier_mask(z3, config.outlier_threshold).sum()) if z3 is not None else 0
+    spectrum = metrics.singular_values(z) if len(z) >= 2 else np.array([])  # centred, computed once
     row["rankme"] = notes.run("RankMe", lambda: metrics.rankme(z)) if len(z) >= 2 else nan
-    row["alpha_req"] = notes.run("alpha-ReQ", lambda: metrics.alpha_req(z)) if len(z) >= 3 else nan
+    row["alpha_req"] = notes.run("alpha-ReQ", lambda: metrics.alpha_req(z, s=spectrum)) if len(z) >= 3 else nan
     if labels is not None:
         row["ami_c1_gt"] = metrics.ami(c1, labels) if c1 is not None else nan
         row["s_gt"] = notes.run("S_GT", lambda: metrics.silhouette(z, labels, config.silhouette_sample, config.seed)) \
@@ -138,7 +139,7 @@ def evaluate_milestone(source, images: np.ndarray | None = None, labels: np.ndar
     row["seconds"] = time.perf_counter() - t0
     if return_arrays:
         row["z3"] = z3
-        row["singular_values"] = metrics.singular_values(z) if len(z) >= 2 else np.array([])
+        row["singular_values"] = spectrum
     return row
 
 

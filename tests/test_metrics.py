@@ -148,6 +148,7 @@ def test_rankme_on_known_singular_values():
     p = s / s.sum() + 1e-7
     assert M.rankme(z) == pytest.approx(math.exp(-(p * np.log(p)).sum()), rel=1e-6)
     assert M.rankme(z) == pytest.approx(6.0, rel=1e-4)
+    assert M.rankme(z, s=M.singular_values(z, center=False)) == M.rankme(z)
     s2 = np.array([4.0, 2, 1, 1])
     p2 = s2 / 8 + 1e-7
     assert M.rankme(_matrix_with_singular_values(s2, centred=False)) == pytest.approx(
@@ -162,6 +163,7 @@ def test_alpha_req_recovers_power_law_exponent():
     z = _matrix_with_singular_values(np.sqrt(eig * (n - 1)), n=n)
     assert M.alpha_req(z) == pytest.approx(alpha, abs=1e-6)
     assert M.alpha_req(z, fit_range=(5, 20)) == pytest.approx(alpha, abs=1e-6)
+    assert M.alpha_req(z, s=M.singular_values(z)) == M.alpha_req(z)
 
 
 def test_alpha_req_degenerate_input():
