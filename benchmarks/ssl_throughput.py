@@ -3,7 +3,8 @@
   package  benthic's pipeline end to end: uint8 images on the device -> batched device augmentation
            (ViewAugmenter) -> step,
   baseline torchvision per-sample PIL augmentation through a DataLoader with worker processes (how
-           solo-learn and lightly feed their models) -> step.
+           solo-learn and lightly feed their models) -> step,
+and the two view sources alone (aug only: ViewAugmenter; loader: the DataLoader), all in views/s.
 Examples:
   python benchmarks/ssl_throughput.py                                   # CPU, small sizes
   python benchmarks/ssl_throughput.py --backbones resnet18_cifar --batch-size 512 --compile --workers 8  # GPU
@@ -133,9 +134,22 @@ def bench(method: str, backbone: str, data: np.ndarray, device: torch.device, ar
             x2 = x2.to(device, non_blocking=True).contiguous(memory_format=fmt)
             step(x1, x2)
 
+    def augment_only(n):
+        for _ in range(n):
+            idx = torch.randint(len(data_t), (b,), generator=gen).to(device)
+            batch = data_t[idx]
+            aug(batch), aug(batch)
+
+    def loader_only(n):  # a fresh epoch each call, so batches prefetched during other phases don't count
+        fresh = iter(loader)
+        for _ in range(n):
+            x1, x2 = next(fresh)
+            x1.to(device), x2.to(device)
+
     views = 2 * b * args.steps
     out = {"method": method, "backbone": backbone}
-    for name, fn in (("model", model_only), ("package", package), ("baseline", baseline)):
+    for name, fn in (("model", model_only), ("package", package), ("baseline", baseline),
+                     ("aug", augment_only), ("loader", loader_only)):
         out[name] = views / timed(fn, args.steps, args.warmup, args.repeats, device)
     out["package/baseline"] = out["package"] / out["baseline"]
     return out
@@ -164,12 +178,13 @@ def main() -> None:
           f"{args.precision}, channels_last={args.channels_last}, compile={args.compile}, "
           f"baseline workers={args.workers}; best of {args.repeats} x {args.steps} steps after {args.warmup}")
     data = images(max(4096, 4 * args.batch_size))
-    print(f"{'method':8s} {'backbone':15s} {'model':>10s} {'package':>10s} {'baseline':>10s} {'pkg/base':>9s}  (views/s)")
+    print(f"{'method':8s} {'backbone':15s} {'model':>9s} {'package':>9s} {'baseline':>9s} {'pkg/base':>9s} "
+          f"{'aug only':>9s} {'loader':>9s}  (views/s)")
     for backbone in args.backbones.split(","):
         for method in args.methods.split(","):
             r = bench(method, backbone, data, device, args)
-            print(f"{method:8s} {backbone:15s} {r['model']:10.0f} {r['package']:10.0f} {r['baseline']:10.0f} "
-                  f"{r['package/baseline']:9.2f}", flush=True)
+            print(f"{method:8s} {backbone:15s} {r['model']:9.0f} {r['package']:9.0f} {r['baseline']:9.0f} "
+                  f"{r['package/baseline']:9.2f} {r['aug']:9.0f} {r['loader']:9.0f}", flush=True)
 
 
 if __name__ == "__main__":
