@@ -347,7 +347,8 @@ def efficiency_table(scores: pd.DataFrame, scratch: str, reference: str, metric:
         skipped = int(np.isnan(te).sum())
         reasons = [reason] if reason else []
         if skipped:
-            reasons.append(f"{skipped} fold(s) undefined: " + "; ".join(sorted({r for _, r in per_fold if r})))
+            kinds = sorted({r.split(" (gap")[0] for _, r in per_fold if r})
+            reasons.append(f"{skipped} of {len(te)} fold(s) undefined: " + "; ".join(kinds))
         rows.append({"model": model, "scratch": scratch, "reference": reference, "metric": metric,
                      f"{metric}_model": pivot[model].mean(), f"{metric}_scratch": pivot[scratch].mean(),
                      f"{metric}_reference": pivot[reference].mean(), "te_of_means": of_means,

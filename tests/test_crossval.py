@@ -99,7 +99,7 @@ def test_efficiency_table_per_fold_and_of_means():
     assert row.model == "pre" and row.folds_defined == 2
     assert row.te_fold_mean == pytest.approx((0.5 + 0.5) / 2)
     assert row.te_of_means == pytest.approx((0.7 - 16 / 30) / (22 / 30 - 16 / 30))
-    assert "1 fold(s) undefined" in row.note
+    assert "1 of 3 fold(s) undefined: reference does not beat scratch" in row.note
     with pytest.raises(ValueError, match="not in the scores"):
         crossval.efficiency_table(pd.DataFrame(rows), "scr", "missing")
 
