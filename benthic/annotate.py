@@ -119,17 +119,18 @@ def record(name: str, pred: Mapping[str, tuple[tuple[str, ...], list[float]]]) -
     return row
 
 
-def _fingerprint(checkpoint: Path, size: int) -> str:
-    digest = hashlib.sha256(f"size={size}".encode())
+def _fingerprint(checkpoint: Path, size: int, heads: Sequence[str] | None) -> str:
+    digest = hashlib.sha256(f"size={size};heads={','.join(heads) if heads else 'all'}".encode())
     with open(checkpoint, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:12]
 
 
-def partial_path(out_csv: Path, checkpoint: Path, size: int) -> Path:
-    """The append-only progress file of a run: beside the output, keyed by the checkpoint's content."""
-    return out_csv.with_name(f".{out_csv.name}.{_fingerprint(checkpoint, size)}.partial")
+def partial_path(out_csv: Path, checkpoint: Path, size: int, heads: Sequence[str] | None = None) -> Path:
+    """The append-only progress file of a run: beside the output, keyed by the checkpoint's content and the
+    heads selected (None: all)."""
+    return out_csv.with_name(f".{out_csv.name}.{_fingerprint(checkpoint, size, heads)}.partial")
 
 
 def read_partial(path: Path, cols: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -172,18 +173,25 @@ class _Appender:
 def annotate(files: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, out_csv: str | os.PathLike,
              base: str | os.PathLike | None = None, batch_size: int = 32, device: str | None = None,
              html_path: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
-             predictor: tuple[Predictor, list[str], int] | None = None) -> pd.DataFrame:
+             predictor: tuple[Predictor, list[str], int] | None = None,
+             heads: Sequence[str] | None = None) -> pd.DataFrame:
     """Annotate `files` with the checkpoint's model and write `out_csv` atomically (rows in input order,
     names relative to `base`); bad files get status 'skipped' and a reason. Finished rows go to a partial
-    file as they complete, and a rerun with the same checkpoint skips them (`resume=False` starts over)."""
+    file as they complete, and a rerun with the same checkpoint skips them (`resume=False` starts over).
+    `heads` limits the output to some of the checkpoint's heads (e.g. those its training data labelled)."""
     checkpoint, out_csv = Path(checkpoint), Path(out_csv)
-    predict, heads, size = predictor or load_predictor(checkpoint, device)
+    predict, all_heads, size = predictor or load_predictor(checkpoint, device)
+    unknown = [h for h in (heads or []) if h not in all_heads]
+    if unknown:
+        raise ValueError(f"heads {unknown} are not in the checkpoint (it has {all_heads})")
+    selected = list(heads) if heads else None
+    heads = selected or list(all_heads)
     cols = columns(heads)
     files = [Path(f) for f in files]
     names = [str(f.relative_to(base)) if base is not None and Path(f).is_relative_to(base) else str(f) for f in files]
     if len(set(names)) != len(names):
         raise ValueError("the same file is listed twice in the inputs")
-    partial = partial_path(out_csv, checkpoint, size)
+    partial = partial_path(out_csv, checkpoint, size, selected)
     if not resume and partial.exists():
         partial.unlink()
     done = read_partial(partial, cols)
@@ -197,7 +205,7 @@ def annotate(files: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, 
             loaded = [(n, *load_image(f, size)) for n, f in chunk]
             good = [(n, a) for n, a, _ in loaded if a is not None]
             preds = predict(np.stack([a for _, a in good])) if good else []
-            rows = {n: record(n, p) for (n, _), p in zip(good, preds)}
+            rows = {n: record(n, {h: p[h] for h in heads}) for (n, _), p in zip(good, preds)}
             rows.update({n: {"file": n, "status": "skipped", "reason": why} for n, a, why in loaded if a is None})
             batch_rows = [rows[n] for n, _ in chunk]
             appender.write(batch_rows)
@@ -260,6 +268,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--html", default=None, help="also write an HTML contact sheet here")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
+    parser.add_argument("--heads", nargs="+", default=None,
+                        help="only these CATAMI heads (default: all of the checkpoint's), e.g. biota substrate")
     parser.add_argument("--restart", action="store_true", help="ignore a partial run and start over")
 
 
@@ -277,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         raise SystemExit(f"no files to annotate under {source}")
     table = annotate(files, args.checkpoint, args.out, base=base, batch_size=args.batch_size, device=args.device,
-                     html_path=args.html, resume=not args.restart)
+                     html_path=args.html, resume=not args.restart, heads=args.heads)
     skipped = table[table["status"] != "ok"]
     print(f"annotated {len(table) - len(skipped)} image(s), skipped {len(skipped)}; wrote {args.out}"
           + (f" and {args.html}" if args.html else ""))

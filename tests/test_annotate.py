@@ -134,6 +134,13 @@ def test_cli_writes_csv_and_contact_sheet(checkpoint, folder, tmp_path, capsys):
     assert page.count("<img ") == int((table.status == "ok").sum())
     assert "truncated.jpg</code>: corrupt image" in page
     assert "skipped notes.txt: not an image" in capsys.readouterr().out
+    assert cli.main(["annotate", str(folder), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "two.csv"),
+                     "--heads", "biota", "substrate"]) == 0
+    two = pd.read_csv(tmp_path / "two.csv", keep_default_na=False)
+    assert list(two.columns) == annotate.columns(["biota", "substrate"])
+    assert all(" relief" not in d and "bedforms" not in d for d in two.description)
+    with pytest.raises(ValueError, match="not in the checkpoint"):
+        annotate.annotate([], checkpoint, tmp_path / "x.csv", heads=["qualifiers"])
     with pytest.raises(SystemExit, match="does not exist"):
         cli.main(["annotate", str(tmp_path / "nope"), "--checkpoint", str(checkpoint)])
     with pytest.raises(FileNotFoundError, match="checkpoint"):
