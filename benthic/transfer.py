@@ -73,7 +73,7 @@ CONFIGS: dict[str, TransferConfig] = {
     # only at 10 and 100% of labels with one seed and 8 epochs; SSL 20 epochs on the ~1 000 reef tiles
     "quick": TransferConfig(image_size=96, seeds=(0, 1, 2), probe=TrainConfig(150, 1e-2, 1e-4, 256, False),
                             finetune=TrainConfig(8, 3e-4, 1e-5, 32), finetune_fractions=(0.1, 1.0), finetune_seeds=(0,),
-                            hml=TrainConfig(80, 1e-3, 1e-5, 128, False), hml_hidden=512,
+                            hml=TrainConfig(50, 1e-3, 1e-5, 128, False), hml_hidden=512,
                             ssl_backbone="small_cnn", ssl_epochs=20, ssl_size=32, ssl_batch=128,
                             random_backbone="small_cnn"),
     # GPU: the papers' settings (HML head AdamW lr 3e-5, wd 1e-5, 100 epochs, batch 128; ResNet-50)
@@ -325,6 +325,17 @@ def onehot_finetune_curve(specs: Mapping[str, Mapping], images: np.ndarray, y: n
     return pd.DataFrame(rows)
 
 
+def majority_baseline(y: np.ndarray, photo_ids: np.ndarray, cfg: TransferConfig) -> pd.DataFrame:
+    """Reference: always predict the training split's most frequent class, on the same photo splits."""
+    rows = []
+    for seed in cfg.seeds:
+        tr, te = photo_split(photo_ids, cfg.test_fraction, seed)
+        pred = np.full(len(te), np.bincount(y[tr]).argmax())
+        rows.append({"encoder": "majority class", "protocol": "reference", "fraction": 1.0, "seed": seed,
+                     "n_train": len(tr), "n_test": len(te), **onehot_metrics(y[te], pred)})
+    return pd.DataFrame(rows)
+
+
 def summarize(df: pd.DataFrame, by: Sequence[str] = ("encoder", "protocol", "fraction"),
               metrics: Sequence[str] = ("accuracy", "macro_f1")) -> pd.DataFrame:
     """Mean and standard deviation over seeds (columns `<metric>_mean`, `<metric>_std`, `seeds`)."""
@@ -437,6 +448,28 @@ def mixed_depth_experiment(z: np.ndarray, targets: Mapping, hierarchies: Mapping
             rows.append(df.assign(arm=arm, seed=seed, n_train=len(idx),
                                   groups=", ".join(f"{g['name']}: {(group == i).sum()}" for i, g in enumerate(GROUPS))))
     return pd.concat(rows, ignore_index=True)
+
+
+def compare_arms(summary: pd.DataFrame, metric: str = "subset_accuracy") -> list[str]:
+    """One sentence per head ranking the mixed-depth arms by `metric` (mean +- sd over seeds), saying whether
+    training on every group beat the fully labelled group alone by more than the seed spread."""
+    out = []
+    for head, g in summary.groupby("head", sort=False):
+        g = g.set_index("arm")
+        ranked = ", ".join(f"{arm} {r[f'{metric}_mean']:.3f} ± {np.nan_to_num(r[f'{metric}_std']):.3f}"
+                           for arm, r in g.sort_values(f"{metric}_mean", ascending=False).iterrows())
+        verdict = ""
+        if {"all groups (masked)", "fully labelled group only"} <= set(g.index):
+            a, b = g.loc["all groups (masked)"], g.loc["fully labelled group only"]
+            gap = a[f"{metric}_mean"] - b[f"{metric}_mean"]
+            stds = [a[f"{metric}_std"], b[f"{metric}_std"]]
+            spread = np.nanmax(stds + [0])
+            where = ("on one seed only (no spread)" if np.isnan(stds).all() else
+                     ("beyond" if abs(gap) > spread else "within") + f" the seed spread {spread:.3f}")
+            verdict = (" Training on every group " + ("beat" if gap > 0 else "did not beat") + " the fully labelled "
+                       f"group alone (gap {gap:+.3f}, {where}).")
+        out.append(f"{head}, {metric.replace('_', ' ')}: {ranked}.{verdict}")
+    return out
 
 
 # --------------------------------------------------------------------------------- HML checkpoints

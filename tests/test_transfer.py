@@ -13,7 +13,7 @@ from benthic.paths import DATA_DIR
 
 TINY = transfer.TransferConfig(image_size=16, fractions=(0.5, 1.0), seeds=(0,), test_fraction=0.3,
                                probe=transfer.TrainConfig(60, 1e-2, 1e-5, 64, False),
-                               hml=transfer.TrainConfig(60, 1e-2, 1e-5, 64, False), hml_hidden=32, hml_dropout=0.0)
+                               hml=transfer.TrainConfig(30, 1e-2, 1e-5, 64, False), hml_hidden=32, hml_dropout=0.0)
 
 
 def _blobs(n=300, d=8, k=3, seed=0, spread=0.3):
@@ -188,7 +188,7 @@ def test_mixed_depth_experiment_uses_the_same_test_set_for_every_arm(hier):
                                           "Biologenic > Coral rubble"], "exact": [True, True], "note": ["", ""]})
     targets = translate.translate_multi_hot(np.eye(2)[kind], names, table, hier)
     photos = np.repeat(np.arange(40), 6)
-    cfg = transfer.TransferConfig(seeds=(0,), hml=transfer.TrainConfig(30, 1e-2, 1e-5, 64, False), hml_hidden=16,
+    cfg = transfer.TransferConfig(seeds=(0,), hml=transfer.TrainConfig(20, 1e-2, 1e-5, 64, False), hml_hidden=16,
                                   hml_dropout=0.0)
     res = transfer.mixed_depth_experiment(z, targets, hier, photos, cfg)
     arms = res.groupby("arm")
@@ -198,3 +198,11 @@ def test_mixed_depth_experiment_uses_the_same_test_set_for_every_arm(hier):
     assert n_train["fully labelled group only"] < n_train["all groups (masked)"] == n_train["all groups (missing = negative)"]
     masked = res[res["arm"] == "all groups (masked)"].set_index("head")
     assert masked.loc["biota", "subset_accuracy"] == 1.0 and masked.loc["substrate", "subset_accuracy"] == 1.0
+
+
+def test_compare_arms_ranks_and_judges_against_the_spread():
+    s = pd.DataFrame({"arm": ["all groups (masked)", "fully labelled group only"], "head": ["biota"] * 2,
+                      "subset_accuracy_mean": [0.9, 0.8], "subset_accuracy_std": [0.02, 0.05], "seeds": [3, 3]})
+    (line,) = transfer.compare_arms(s)
+    assert line.startswith("biota, subset accuracy: all groups (masked) 0.900")
+    assert "beat the fully labelled group alone (gap +0.100, beyond the seed spread 0.050)" in line
