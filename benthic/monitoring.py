@@ -467,7 +467,7 @@ SSL_SCALES = {"smoke": {"n_test": 150, "probe": "fast", "max_methods": 1},
               "quick": {"n_test": 2000, "probe": "fast", "max_methods": None},
               "paper": {"n_test": None, "probe": "paper", "max_methods": None}}
 # ImageNet models: images embedded at each model's resolution (CPU inference at 224-260 px is slow)
-IMAGENET_SCALES = {"smoke": {"n_test": 64, "n_train": 64, "max_models": 1, "probe": "fast"},
+IMAGENET_SCALES = {"smoke": {"n_test": 60, "n_train": 40, "max_models": 1, "probe": "fast"},
                    "quick": {"n_test": 300, "n_train": 300, "max_models": None, "probe": "fast"},
                    "paper": {"n_test": None, "n_train": None, "max_models": None, "probe": "paper"}}
 RESULTS_SUBDIR = "monitoring"
