@@ -72,7 +72,7 @@ def load_image(path: Path, size: int) -> tuple[np.ndarray | None, str]:
 def load_predictor(checkpoint: str | os.PathLike, device: str | None = None,
                    batch_size: int = 64) -> tuple[Predictor, list[str], int]:
     """Load a `benthic-hml/1` checkpoint (weights_only=True) and return (predict(images) -> per image
-    {head: (path, per-level probabilities)}, head names, input size)."""
+    {head: (path, per-level probabilities)}, the heads its training data labelled, input size)."""
     from . import hml, transfer
 
     if not Path(checkpoint).is_file():
@@ -80,7 +80,7 @@ def load_predictor(checkpoint: str | os.PathLike, device: str | None = None,
     model, hierarchies, ckpt = transfer.load_hml_model(checkpoint)
     threshold = float(ckpt.get("threshold", hml.THRESHOLD))
     size = int(getattr(model.encoder, "input_size", None) or DEFAULT_SIZE)
-    heads = list(model.head.heads)
+    heads = [h for h in model.head.heads if h in ckpt.get("trained_heads", model.head.heads)]
 
     def predict(images: np.ndarray) -> list[dict[str, tuple[tuple[str, ...], list[float]]]]:
         logits = transfer.predict(model, images, size, batch_size=batch_size, device=device)
@@ -178,12 +178,13 @@ def annotate(files: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, 
     """Annotate `files` with the checkpoint's model and write `out_csv` atomically (rows in input order,
     names relative to `base`); bad files get status 'skipped' and a reason. Finished rows go to a partial
     file as they complete, and a rerun with the same checkpoint skips them (`resume=False` starts over).
-    `heads` limits the output to some of the checkpoint's heads (e.g. those its training data labelled)."""
+    `heads` limits the output to some of the checkpoint's trained heads (default: all heads its training
+    data labelled; an untrained head's output is noise and is never reported)."""
     checkpoint, out_csv = Path(checkpoint), Path(out_csv)
     predict, all_heads, size = predictor or load_predictor(checkpoint, device)
     unknown = [h for h in (heads or []) if h not in all_heads]
     if unknown:
-        raise ValueError(f"heads {unknown} are not in the checkpoint (it has {all_heads})")
+        raise ValueError(f"heads {unknown} were not trained in this checkpoint (its trained heads: {all_heads})")
     selected = list(heads) if heads else None
     heads = selected or list(all_heads)
     cols = columns(heads)
@@ -269,7 +270,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
     parser.add_argument("--heads", nargs="+", default=None,
-                        help="only these CATAMI heads (default: all of the checkpoint's), e.g. biota substrate")
+                        help="only these CATAMI heads (default: every head the checkpoint was trained on), e.g. biota substrate")
     parser.add_argument("--restart", action="store_true", help="ignore a partial run and start over")
 
 

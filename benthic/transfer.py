@@ -474,8 +474,11 @@ def compare_arms(summary: pd.DataFrame, metric: str = "subset_accuracy") -> list
 
 # --------------------------------------------------------------------------------- HML checkpoints
 def save_hml_model(path: str | os.PathLike, model: Model, encoder_spec: Mapping, hierarchies: Mapping,
-                   threshold: float = hml.THRESHOLD, extra: Mapping | None = None) -> Path:
-    """Save encoder + HML head in the `benthic-hml/1` format (tensors, numbers, strings, lists, dicts only)."""
+                   threshold: float = hml.THRESHOLD, extra: Mapping | None = None,
+                   trained_heads: Sequence[str] | None = None) -> Path:
+    """Save encoder + HML head in the `benthic-hml/1` format (tensors, numbers, strings, lists, dicts only).
+    `trained_heads` names the heads the training data labelled (default: all), so that `annotate` never
+    reports an untrained head's output as a prediction."""
     if model.encoder is None:
         raise ValueError("save_hml_model needs the encoder: pass Model(head, encoder)")
     enc = model.encoder
@@ -489,6 +492,7 @@ def save_hml_model(path: str | os.PathLike, model: Model, encoder_spec: Mapping,
         "head_state": {k: v.cpu() for k, v in model.head.state_dict().items()},
         "heads": {h: [list(node) for node in hierarchies[h].nodes] for h in model.head.heads},
         "threshold": float(threshold),
+        "trained_heads": list(trained_heads) if trained_heads is not None else list(model.head.heads),
         "extra": dict(extra or {}),
     }, path)
 
@@ -659,5 +663,6 @@ def export_hml_model(spec: Mapping, z: np.ndarray, targets: Mapping, hierarchies
     model = train_hml(z, targets, hierarchies, cfg, seed)
     torch.manual_seed(seed)
     encoder = build_encoder(spec)
+    labelled = [h for h in model.head.heads if np.asarray(targets[h][1]).any()]
     return save_hml_model(path, Model(model.head, encoder), spec, hierarchies,
-                          extra={"trained_on": int(len(z)), "seed": int(seed)})
+                          extra={"trained_on": int(len(z)), "seed": int(seed)}, trained_heads=labelled)

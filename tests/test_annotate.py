@@ -139,9 +139,25 @@ def test_cli_writes_csv_and_contact_sheet(checkpoint, folder, tmp_path, capsys):
     two = pd.read_csv(tmp_path / "two.csv", keep_default_na=False)
     assert list(two.columns) == annotate.columns(["biota", "substrate"])
     assert all(" relief" not in d and "bedforms" not in d for d in two.description)
-    with pytest.raises(ValueError, match="not in the checkpoint"):
+    with pytest.raises(ValueError, match="were not trained in this checkpoint"):
         annotate.annotate([], checkpoint, tmp_path / "x.csv", heads=["qualifiers"])
     with pytest.raises(SystemExit, match="does not exist"):
         cli.main(["annotate", str(tmp_path / "nope"), "--checkpoint", str(checkpoint)])
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         annotate.load_predictor(tmp_path / "missing.pt")
+
+
+def test_heads_without_training_labels_are_never_reported(tmp_path, folder):
+    """A checkpoint trained on biota labels only: relief/bedforms outputs are noise and must not appear."""
+    spec = {"kind": "random", "backbone": "small_cnn", "input_size": 32}
+    encoder = transfer.build_encoder(spec)
+    hier = load_hierarchies()
+    head = HMLHead.from_hierarchies(encoder.feature_dim, hier, hidden=16, dropout=0.0)
+    path = tmp_path / "biota_only.pt"
+    transfer.save_hml_model(path, transfer.Model(head, encoder).eval(), spec, hier, trained_heads=["biota"])
+    _, heads, _ = annotate.load_predictor(path)
+    assert heads == ["biota"]
+    table = annotate.annotate(annotate.list_files(folder), path, tmp_path / "b.csv", base=folder, progress=False)
+    assert list(table.columns) == annotate.columns(["biota"])
+    with pytest.raises(ValueError, match="were not trained"):
+        annotate.annotate([], path, tmp_path / "r.csv", heads=["relief"])
