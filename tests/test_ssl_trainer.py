@@ -73,8 +73,8 @@ def test_milestones_saved_idempotent_and_safe_to_load(monkeypatch, tmp_path):
 
 
 def test_resume_after_kill_gives_identical_result(monkeypatch, tmp_path):
-    imgs = tiny_images()
-    cfg = smoke("mocov2")
+    imgs = tiny_images(128)
+    cfg = smoke("mocov2", batch_size=32)
     monkeypatch.setenv("BENTHIC_RUNS", str(tmp_path / "a"))
     full = ssl.train_milestones(cfg, images=imgs)
     monkeypatch.setenv("BENTHIC_RUNS", str(tmp_path / "b"))
