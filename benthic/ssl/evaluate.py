@@ -62,7 +62,8 @@ def loss_history(paths: list[Path], method: str) -> pd.DataFrame:
 
 
 def provenance(command: str | None = None) -> dict:
-    """Command (default: this process's command line), git commit, device and versions, for results files."""
+    """Command (default: this process's command line), git commit, device, versions and torch's CPU thread
+    count (CPU results are bit-reproducible only at the same thread count), for results files."""
     import torch
 
     try:
@@ -72,6 +73,7 @@ def provenance(command: str | None = None) -> dict:
         commit = "unknown"
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU {platform.processor() or platform.machine()} x{os.cpu_count()}"
     return {"command": command or " ".join(sys.argv), "commit": commit, "device": device, "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
