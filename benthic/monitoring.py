@@ -499,7 +499,7 @@ def results_paths(dataset: str, kind: str = "ssl") -> tuple[Path, Path]:
 
 def save_results(table: pd.DataFrame, spectra: pd.DataFrame, dataset: str, kind: str = "ssl") -> tuple[Path, Path]:
     """Write paper-scale results with command, commit and device columns into results/monitoring/."""
-    from .ssl.evaluate import provenance
+    from .provenance import provenance
 
     prov = provenance()
     table_path, spectra_path = results_paths(dataset, kind)

@@ -577,23 +577,14 @@ def committed(name: str) -> pd.DataFrame | None:
 def record(df: pd.DataFrame, name: str, command: str) -> Path:
     """Write a GPU-scale result table to results/transfer/<name>.csv with <name>.json holding the command,
     git commit and device that produced it (what `committed` renders later)."""
-    import subprocess
-
-    from .io import write_json
-    from .paths import RESULTS_DIR, ROOT
+    from .io import save_table, write_json
+    from .paths import RESULTS_DIR
+    from .provenance import provenance
 
     folder = RESULTS_DIR / "transfer"
     folder.mkdir(parents=True, exist_ok=True)
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    from .io import save_table
-
     save_table(df, folder / name)
-    write_json(folder / f"{name}.json", {"command": command, "commit": commit, "device": device, "rows": len(df)})
+    write_json(folder / f"{name}.json", {**provenance(command), "rows": len(df)})
     return folder / f"{name}.csv"
 
 

@@ -53,3 +53,16 @@ def test_parse_value():
 def test_unknown_scale_is_refused():
     with pytest.raises(ValueError, match="smoke, quick, paper"):
         paths.check_scale("huge")
+
+
+def test_provenance_names_the_commit_and_thread_count():
+    import subprocess
+
+    import torch
+
+    from benthic.provenance import provenance
+
+    prov = provenance("./run_all.sh --only 01")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.ROOT, capture_output=True, text=True).stdout.strip()
+    assert prov["command"] == "./run_all.sh --only 01" and prov["commit"] == head
+    assert prov["torch_threads"] == torch.get_num_threads() and prov["torch"] == torch.__version__

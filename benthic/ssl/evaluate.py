@@ -3,19 +3,15 @@ milestone, and the provenance (command, commit, device) written beside committed
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
-import platform
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .. import io
-from ..paths import ROOT
 from ..probe import knn_accuracy
+from ..provenance import provenance
 from .config import SSLConfig
 from .trainer import embed, load_encoder, milestone_epoch, read_milestone
 
@@ -59,22 +55,6 @@ def loss_history(paths: list[Path], method: str) -> pd.DataFrame:
     df = pd.DataFrame(read_milestone(paths[-1])["history"])
     df.insert(0, "method", method)
     return df
-
-
-def provenance(command: str | None = None) -> dict:
-    """Command (default: this process's command line), git commit, device, versions and torch's CPU thread
-    count (CPU results are bit-reproducible only at the same thread count), for results files."""
-    import torch
-
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU {platform.processor() or platform.machine()} x{os.cpu_count()}"
-    return {"command": command or " ".join(sys.argv), "commit": commit, "device": device, "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
 def save_results(table: pd.DataFrame, configs: dict[str, SSLConfig], path: str | os.PathLike,

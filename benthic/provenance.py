@@ -1,0 +1,27 @@
+"""What produced a results file: command, git commit, device, versions and torch's CPU thread count."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+import sys
+
+from .paths import ROOT
+
+
+def provenance(command: str | None = None) -> dict:
+    """Command (default: this process's command line), git commit, device, versions and torch's CPU thread
+    count (CPU results are bit-reproducible only at the same thread count), for results files."""
+    import torch
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU {platform.processor() or platform.machine()} x{os.cpu_count()}"
+    return {"command": command or " ".join(sys.argv), "commit": commit, "device": device, "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
