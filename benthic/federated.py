@@ -272,6 +272,7 @@ def reef_setup(cfg: FedConfig, scale: str) -> tuple[list[Party], np.ndarray, dic
     """Reef tiles -> frozen ImageNet features (cached) -> CATAMI targets (translation table) -> photo split;
     training photos shared out to research groups. Returns (parties, x_test, test targets, hierarchies)."""
     from .catami import load_hierarchies
+    from .data.coral import split_by_photo
     from .translate import load_translation, translate_multi_hot
 
     tcfg = transfer.get_config(scale)
@@ -282,7 +283,7 @@ def reef_setup(cfg: FedConfig, scale: str) -> tuple[list[Party], np.ndarray, dic
     spec = {"kind": "imagenet", "backbone": f"imagenet:{tcfg.imagenet_model}", "input_size": tcfg.image_size}
     x = transfer.encoder_features({"ImageNet": spec}, coral.images, scale)["ImageNet"]
     photos = np.asarray(coral.photo_ids)
-    tr, te = transfer.photo_split(photos, cfg.test_fraction, cfg.seed)
+    tr, te = split_by_photo(photos, cfg.test_fraction, cfg.seed)
     parties = make_parties(x[tr], transfer.subset_targets(targets, tr), hierarchies, photos[tr], cfg.seed,
                            list(hierarchies))
     return parties, x[te], transfer.subset_targets(targets, te), hierarchies

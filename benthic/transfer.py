@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from . import hml
 from .augment import BENTHICNET_MEAN, BENTHICNET_STD, prepare
+from .data.coral import split_by_photo
 from .io import torch_load, torch_save
 from .paths import check_scale, runs_dir
 from .seed import default_device, seed_everything
@@ -282,20 +283,13 @@ def label_subset(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
-def photo_split(photo_ids: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train/test indices grouped by photo (benthic.data.coral.split_by_photo): no photo on both sides."""
-    from .data.coral import split_by_photo
-
-    return split_by_photo(np.asarray(photo_ids), test_fraction, seed)
-
-
 def onehot_probe_curve(feats: Mapping[str, np.ndarray], y: np.ndarray, photo_ids: np.ndarray,
                        cfg: TransferConfig, n_classes: int | None = None) -> pd.DataFrame:
     """Linear-probe learning curve: per encoder, seed (photo split + subset + init) and label fraction."""
     n_classes = n_classes or int(y.max()) + 1
     rows = []
     for seed in tqdm(cfg.seeds, desc="probe seeds", leave=False):
-        tr, te = photo_split(photo_ids, cfg.test_fraction, seed)
+        tr, te = split_by_photo(photo_ids, cfg.test_fraction, seed)
         for frac in cfg.fractions:
             sub = tr[label_subset(y[tr], frac, seed)]
             for name, z in feats.items():
@@ -313,7 +307,7 @@ def onehot_finetune_curve(specs: Mapping[str, Mapping], images: np.ndarray, y: n
     rows = []
     jobs = [(s, f, n) for s in cfg.finetune_seeds for f in cfg.finetune_fractions for n in specs]
     for seed, frac, name in tqdm(jobs, desc="fine-tune", leave=False):
-        tr, te = photo_split(photo_ids, cfg.test_fraction, seed)
+        tr, te = split_by_photo(photo_ids, cfg.test_fraction, seed)
         sub = tr[label_subset(y[tr], frac, seed)]
         torch.manual_seed(seed)
         encoder = build_encoder(specs[name]).requires_grad_(True)
@@ -329,7 +323,7 @@ def majority_baseline(y: np.ndarray, photo_ids: np.ndarray, cfg: TransferConfig)
     """Reference: always predict the training split's most frequent class, on the same photo splits."""
     rows = []
     for seed in cfg.seeds:
-        tr, te = photo_split(photo_ids, cfg.test_fraction, seed)
+        tr, te = split_by_photo(photo_ids, cfg.test_fraction, seed)
         pred = np.full(len(te), np.bincount(y[tr]).argmax())
         rows.append({"encoder": "majority class", "protocol": "reference", "fraction": 1.0, "seed": seed,
                      "n_train": len(tr), "n_test": len(te), **onehot_metrics(y[te], pred)})
@@ -384,7 +378,7 @@ def hml_probe(feats: Mapping[str, np.ndarray], targets: Mapping, hierarchies: Ma
     """Per-head HML metrics of a frozen-feature HML head per encoder and seed (photo splits)."""
     rows = []
     for seed in tqdm(cfg.seeds, desc="HML seeds", leave=False):
-        tr, te = photo_split(photo_ids, cfg.test_fraction, seed)
+        tr, te = split_by_photo(photo_ids, cfg.test_fraction, seed)
         for name, z in feats.items():
             model = train_hml(z[tr], subset_targets(targets, tr), hierarchies, cfg, seed)
             df = hml.evaluate(hml_probabilities(model, z[te]), {h: t[te] for h, (t, _) in targets.items()},
@@ -435,7 +429,7 @@ def mixed_depth_experiment(z: np.ndarray, targets: Mapping, hierarchies: Mapping
 
     rows = []
     for seed in tqdm(cfg.seeds, desc="mixed depth", leave=False):
-        tr, te = photo_split(photo_ids, cfg.test_fraction, seed)
+        tr, te = split_by_photo(photo_ids, cfg.test_fraction, seed)
         sim, group = simulate_groups(subset_targets(targets, tr), hierarchies, np.asarray(photo_ids)[tr], seed)
         full = np.flatnonzero(group == 0)
         naive = {h: (t, np.ones_like(m)) for h, (t, m) in sim.items()}
