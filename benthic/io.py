@@ -38,6 +38,15 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def save_npy(path: str | os.PathLike, array: "Any") -> Path:
+    """Save a NumPy array as `.npy` atomically (a cache never holds a half-written array)."""
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array)
+    return Path(path)
+
+
 def torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """Save a checkpoint with `torch.save` atomically (load it with `torch_load`)."""
     import torch

@@ -596,9 +596,7 @@ def _cached_embeddings(cache: Path, name: str, dataset: str, split: str, images:
     if path.exists():
         return np.load(path)
     z = _embed(encoder, images, None, None, config.batch_size, device)
-    with io.atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, z)
+    io.save_npy(path, z)
     return z
 
 

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from . import hml
 from .augment import BENTHICNET_MEAN, BENTHICNET_STD, prepare
 from .data.coral import split_by_photo
-from .io import torch_load, torch_save
+from .io import save_npy, torch_load, torch_save
 from .paths import check_scale, runs_dir
 from .seed import default_device, seed_everything
 
@@ -137,11 +137,7 @@ def features(encoder: nn.Module, images: np.ndarray, cache: str | os.PathLike | 
             return z
     z = embed(encoder, images, batch_size=batch_size)
     if cache is not None:
-        from .io import atomic_path
-
-        with atomic_path(cache) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, z)
+        save_npy(cache, z)
     return z
 
 

@@ -66,3 +66,12 @@ def test_provenance_names_the_commit_and_thread_count():
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.ROOT, capture_output=True, text=True).stdout.strip()
     assert prov["command"] == "./run_all.sh --only 01" and prov["commit"] == head
     assert prov["torch_threads"] == torch.get_num_threads() and prov["torch"] == torch.__version__
+
+
+def test_save_npy_round_trip_and_no_temp_left(tmp_path):
+    import numpy as np
+
+    arr = np.arange(12, dtype=np.float32).reshape(3, 4)
+    io.save_npy(tmp_path / "a.npy", arr)
+    assert np.array_equal(np.load(tmp_path / "a.npy"), arr)
+    assert [p.name for p in tmp_path.iterdir()] == ["a.npy"]

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..io import atomic_path
+from ..io import save_npy
 from ..paths import DATA_DIR, cache_dir
 
 CIFAR_CLASSES: dict[str, int] = {"cifar10": 10, "cifar100": 100}
@@ -57,8 +57,7 @@ def load_cifar_archive(archive: str | Path, split: str = "train") -> tuple[np.nd
         for s, (img_path, lab_path) in paths.items():
             # labels last: their presence marks a complete split
             for arr, target in ((decoded[s][0], img_path), (decoded[s][1], lab_path)):
-                with atomic_path(target) as tmp, open(tmp, "wb") as fh:
-                    np.save(fh, arr)
+                save_npy(target, arr)
     img_path, lab_path = paths[split]
     return np.load(img_path), np.load(lab_path)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_path, write_json
+from ..io import save_npy, write_json
 from ..paths import DATA_DIR, cache_dir
 
 CORAL_ROOT = DATA_DIR / "coral_condition"
@@ -126,8 +126,7 @@ def load_coral(root: str | Path | None = None, size: int = 128) -> CoralSet:
     out = CoralSet(images, labels, names, tile_ids, np.array([photo_id(t) for t in tile_ids]),
                    np.array([f.parent.name for f in files]))
     for arr, name in ((images, "images.npy"), (labels, "labels.npy")):
-        with atomic_path(folder / name) as tmp, open(tmp, "wb") as fh:
-            np.save(fh, arr)
+        save_npy(folder / name, arr)
     write_json(folder / "meta.json", {"label_names": names, "tile_ids": tile_ids,
                                       "photo_ids": out.photo_ids.tolist(), "surveys": out.surveys.tolist()})
     return out
