@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .catami import Hierarchy
+from .catami import Hierarchy, split_path
 from .paths import DATA_DIR
 
 TRANSLATIONS_DIR = DATA_DIR / "translations"
@@ -55,12 +55,14 @@ def load_translation(name_or_path: str | os.PathLike, hierarchies: Mapping[str, 
 
 
 def translate_multi_hot(labels: np.ndarray, label_names: Sequence[str], table: pd.DataFrame,
-                        hierarchies: Mapping[str, Hierarchy]) -> Targets:
+                        hierarchies: Mapping[str, Hierarchy], exhaustive: bool = False) -> Targets:
     """HML targets and masks per head for multi-hot source labels (N, K) whose columns are `label_names`.
 
     Only what the source says is known: present labels make their CATAMI node and its ancestors 1; a node
     whose source labels are all `exact` and absent is 0, with everything below it; every other node
-    (siblings included: a scheme about coral says nothing of sponges) stays unknown (mask False)."""
+    (siblings included: a scheme about coral says nothing of sponges) stays unknown (mask False).
+    `exhaustive=True` is for a scheme whose children partition their parent (its own tree, see
+    `load_scheme`): a node whose children are all known absent is then known absent too."""
     labels = np.asarray(labels) > 0.5
     col = {str(n).strip().lower(): i for i, n in enumerate(label_names)}
     unknown = [n for n in table["source_name"] if n.strip().lower() not in col]
@@ -79,17 +81,55 @@ def translate_multi_hot(labels: np.ndarray, label_names: Sequence[str], table: p
             mask[np.ix_(present, R[:, node])] = True
             if group["exact"].all():
                 mask[np.ix_(~present, R[node])] = True  # the node and its descendants, known absent
+        if exhaustive:
+            _close_absent_upwards(target, mask, hier)
         out[head] = (np.where(mask, target, 0).astype(np.float32), mask)
     return out
 
 
+def _close_absent_upwards(target: np.ndarray, mask: np.ndarray, hier: Hierarchy) -> None:
+    """In place, deepest level first: a parent all of whose children are known absent is known absent."""
+    for depth in range(int(hier.depth.max()), 1, -1):
+        for parent in np.unique(hier.parent[hier.depth == depth]):
+            kids = np.flatnonzero(hier.parent == parent)
+            absent = (mask[:, kids] & (target[:, kids] < 0.5)).all(axis=1)
+            mask[absent, parent] = True
+
+
+def load_scheme(name_or_path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Hierarchy]]:
+    """A source scheme's own label tree (not CATAMI): the table's `head` / `catami_path` columns name the
+    scheme's heads and paths, from which the hierarchies are built; returns (validated table, hierarchies)."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = TRANSLATIONS_DIR / f"{name_or_path}.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"label scheme {path} not found (see {TRANSLATIONS_DIR / 'README.md'})")
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if not {"head", "catami_path"} <= set(raw.columns):
+        raise ValueError(f"{path}: a scheme needs the columns {list(COLUMNS)}")
+    paths: dict[str, list[tuple[str, ...]]] = {}
+    for row, (head, cpath) in enumerate(zip(raw["head"].str.strip(), raw["catami_path"].str.strip()), start=2):
+        if head and cpath:
+            try:
+                paths.setdefault(head, []).append(split_path(cpath))
+            except ValueError as err:
+                raise ValueError(f"{path}, row {row}, column 'catami_path': {err}") from None
+    if not paths:
+        raise ValueError(f"{path}: no row names a head and a path")
+    hierarchies = {head: Hierarchy(head, p) for head, p in paths.items()}
+    return load_translation(path, hierarchies), hierarchies
+
+
 # ----------------------------------------------------------------------- mixed annotation levels
-GROUPS = (
-    {"name": "full", "heads": None, "max_depth": None},      # every head to the depth of the label
-    {"name": "shallow", "heads": None, "max_depth": 2},      # every head, but only two levels deep
-    {"name": "biota only", "heads": ("biota",), "max_depth": None},
-    {"name": "substrate only", "heads": ("substrate",), "max_depth": None},
-)
+def default_groups(heads: Sequence[str] = ("biota", "substrate"), shallow_depth: int = 2) -> tuple[dict, ...]:
+    """Simulated research groups: one labels every head to full depth, one every head but only
+    `shallow_depth` levels deep, and one per head in `heads` labels only that head (to full depth)."""
+    return ({"name": "full", "heads": None, "max_depth": None},
+            {"name": "shallow", "heads": None, "max_depth": shallow_depth},
+            *({"name": f"{h} only", "heads": (h,), "max_depth": None} for h in heads))
+
+
+GROUPS = default_groups()  # CATAMI: full, shallow (2 levels), biota only, substrate only
 
 
 def restrict(targets: Targets, hierarchies: Mapping[str, Hierarchy], rows: np.ndarray,
@@ -109,12 +149,23 @@ def restrict(targets: Targets, hierarchies: Mapping[str, Hierarchy], rows: np.nd
 
 
 def simulate_groups(targets: Targets, hierarchies: Mapping[str, Hierarchy], groups_of: np.ndarray,
-                    seed: int, groups: Sequence[dict] = GROUPS) -> tuple[Targets, np.ndarray]:
+                    seed: int, groups: Sequence[dict] = GROUPS,
+                    full_share: float | None = None) -> tuple[Targets, np.ndarray]:
     """Assign each unit (e.g. a photo: `groups_of` gives each image's unit) at random to one research group
-    of `groups` and degrade its labels accordingly; returns the new targets and each image's group index."""
+    of `groups` and degrade its labels accordingly; returns the new targets and each image's group index.
+    Units are dealt evenly, or, with `full_share`, that share of them (at least one) goes to the first
+    group (the fully labelled one) and the rest are dealt evenly to the others."""
     units = np.unique(groups_of)
     rng = np.random.default_rng(seed)
-    unit_group = dict(zip(units, rng.permutation(np.arange(len(units)) % len(groups))))
+    if full_share is None:
+        order = np.arange(len(units)) % len(groups)
+    else:
+        if not 0 < full_share < 1 or len(groups) < 2:
+            raise ValueError(f"full_share must lie in (0, 1) with at least two groups, got {full_share} "
+                             f"and {len(groups)} group(s)")
+        n_full = min(len(units) - 1, max(1, round(full_share * len(units))))
+        order = np.concatenate([np.zeros(n_full, int), 1 + np.arange(len(units) - n_full) % (len(groups) - 1)])
+    unit_group = dict(zip(units, rng.permutation(order)))
     group = np.array([unit_group[u] for u in groups_of])
     out = targets
     for g, spec in enumerate(groups):

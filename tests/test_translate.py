@@ -85,3 +85,46 @@ def test_simulated_groups_degrade_labels_as_documented(hier, table):
     assert not sim["biota"][1][group == names.index("substrate only")].any()
     assert np.array_equal(sim["biota"][1][group == names.index("biota only")],
                           full["biota"][1][group == names.index("biota only")])
+
+
+def test_exhaustive_scheme_makes_a_parent_known_absent_when_all_its_children_are():
+    table, tree = translate.load_scheme("coral_condition_hierarchy")
+    assert {h: len(t) for h, t in tree.items()} == {"condition": 4, "stressor": 5}
+    labels = np.zeros((3, 9))
+    labels[0, [1, 5]] = 1  # healthy coral + competition
+    labels[1, 0] = 1       # background only: no coral, no stressor
+    labels[2, 4] = 1       # rubble only
+    plain = translate.translate_multi_hot(labels, NAMES, table, tree)
+    closed = translate.translate_multi_hot(labels, NAMES, table, tree, exhaustive=True)
+    coral = tree["condition"].index[("Coral",)]
+    y, m = closed["condition"]
+    assert y[0, coral] == 1 and m[0].all()  # present: the root is known from the child already
+    assert not plain["condition"][1][1, coral]  # without the flag, absent children say nothing of the root
+    assert m[1, coral] and m[2, coral] and y[1:, coral].sum() == 0  # with it, the root is known absent
+    assert np.array_equal(closed["stressor"][1][:, 1:], plain["stressor"][1][:, 1:])  # leaves unchanged
+
+
+def test_load_scheme_names_the_row_of_a_malformed_path(tmp_path):
+    (tmp_path / "bad.csv").write_text("source_label,source_name,head,catami_path,exact,note\n"
+                                      "1,Healthy coral,condition,Coral > ,true,x\n")
+    with pytest.raises(ValueError, match="row 2, column 'catami_path'"):
+        translate.load_scheme(tmp_path / "bad.csv")
+    with pytest.raises(FileNotFoundError, match="README"):
+        translate.load_scheme("no_such_scheme")
+
+
+def test_default_groups_and_the_share_of_the_fully_labelled_group(hier, table):
+    groups = translate.default_groups(("condition", "stressor"), shallow_depth=1)
+    assert [g["name"] for g in groups] == ["full", "shallow", "condition only", "stressor only"]
+    assert groups[1]["max_depth"] == 1 and groups[2]["heads"] == ("condition",)
+    assert translate.GROUPS == translate.default_groups(("biota", "substrate"), 2)
+    labels = (np.random.default_rng(1).random((120, 9)) < 0.4).astype(float)
+    full = translate.translate_multi_hot(labels, NAMES, table, hier)
+    photos = np.repeat(np.arange(40), 3)
+    for share, n_full in ((0.1, 4), (0.25, 10), (0.5, 20)):
+        _, group = translate.simulate_groups(full, hier, photos, seed=0, full_share=share)
+        assert len(np.unique(photos[group == 0])) == n_full
+        others = np.bincount(group[::3], minlength=4)[1:]  # one entry per photo
+        assert others.max() - others.min() <= 1  # the rest dealt evenly
+    with pytest.raises(ValueError, match="full_share"):
+        translate.simulate_groups(full, hier, photos, seed=0, full_share=1.0)
