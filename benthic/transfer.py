@@ -60,6 +60,8 @@ class TransferConfig:
     ssl_batch: int = 512
     random_backbone: str = "resnet50"
     imagenet_model: str = "efficientnet-lite0"
+    mixed_full_shares: tuple[float, ...] = (0.1, 0.25, 0.5)  # share of photos the fully labelled group holds
+    mixed_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     max_tiles: int | None = None  # smoke: a random subset of the reef tiles
 
 
@@ -69,7 +71,7 @@ CONFIGS: dict[str, TransferConfig] = {
                             finetune=TrainConfig(1, 1e-3, 1e-5, 32), finetune_fractions=(1.0,), finetune_seeds=(0,),
                             hml=TrainConfig(5, 1e-3, 1e-5, 128, False), hml_hidden=64,
                             ssl_backbone="small_cnn", ssl_epochs=1, ssl_size=32, ssl_batch=64, random_backbone="small_cnn",
-                            max_tiles=200),
+                            mixed_full_shares=(0.25,), mixed_seeds=(0,), max_tiles=200),
     # 2-core CPU, minutes: ImageNet model at 96 px, small CNNs (random / SSL) at 32 px, 3 seeds; fine-tuning
     # only at 10 and 100% of labels with one seed and 8 epochs; SSL 20 epochs on the ~1 000 reef tiles
     "quick": TransferConfig(image_size=96, seeds=(0, 1, 2), probe=TrainConfig(150, 1e-2, 1e-4, 256, False),
@@ -383,13 +385,32 @@ def hml_probe(feats: Mapping[str, np.ndarray], targets: Mapping, hierarchies: Ma
     return pd.concat(rows, ignore_index=True)
 
 
+def hml_prior(targets: Mapping, hierarchies: Mapping, photo_ids: np.ndarray, cfg: TransferConfig) -> pd.DataFrame:
+    """The no-image reference of `hml_probe`: every test image gets each node's positive rate among the
+    training images that label it (same photo splits), which shows how much of a score the class balance
+    alone earns."""
+    rows = []
+    for seed in cfg.seeds:
+        tr, te = split_by_photo(photo_ids, cfg.test_fraction, seed)
+        probs = {}
+        for h, (t, m) in targets.items():
+            known = m[tr].sum(0)
+            rate = np.divide((t[tr] * m[tr]).sum(0), known, out=np.zeros(t.shape[1]), where=known > 0)
+            rate = (hierarchies[h].ancestor_matrix() * rate[None, :]).max(axis=1)  # consistent, as the head's
+            probs[h] = np.tile(rate, (len(te), 1))
+        df = hml.evaluate(probs, {h: t[te] for h, (t, _) in targets.items()},
+                          {h: m[te] for h, (_, m) in targets.items()}, hierarchies)
+        rows.append(df.assign(encoder="prior (no image)", seed=seed))
+    return pd.concat(rows, ignore_index=True)
+
+
 HML_METRICS = ("subset_accuracy", "micro_f1", "macro_f1", "micro_ap", "macro_ap", "mean_depth_reached",
                "mean_label_depth", "full_path_rate", "deeper_than_label_rate")
 
 
 def hml_summary(df: pd.DataFrame, by: Sequence[str] = ("encoder", "head")) -> pd.DataFrame:
     """Mean and sd over seeds of the per-head HML metrics present in `df`."""
-    return summarize(df, by, [m for m in HML_METRICS if m in df.columns])
+    return summarize(df, by, [m for m in HML_METRICS + ("n_train",) if m in df.columns])
 
 
 def plot_hml(summary: pd.DataFrame, metrics: Sequence[str] = ("macro_ap", "macro_f1", "mean_depth_reached"),
@@ -416,50 +437,106 @@ def plot_hml(summary: pd.DataFrame, metrics: Sequence[str] = ("macro_ap", "macro
 
 
 # ------------------------------------------------------------------------------ mixed-depth labels
+MIXED_ARMS = ("all groups (masked)", "fully labelled group only", "all groups (missing = negative)",
+              "every image fully labelled (upper bound)")
+
+
 def mixed_depth_experiment(z: np.ndarray, targets: Mapping, hierarchies: Mapping, photo_ids: np.ndarray,
-                           cfg: TransferConfig) -> pd.DataFrame:
-    """Training split relabelled by simulated research groups (translate.simulate_groups, by photo); train
-    the HML head on (a) everything with masking, (b) the fully labelled group only, (c) everything with
-    missing labels read as negatives (the naive way); evaluate all three on the same full-label test set."""
+                           cfg: TransferConfig, groups: Sequence[dict] | None = None,
+                           full_shares: Sequence[float | None] | None = None) -> pd.DataFrame:
+    """Training split relabelled by simulated research groups (translate.simulate_groups, by photo; the fully
+    labelled group holds each share in `full_shares` of the photos, default `cfg.mixed_full_shares`; None:
+    groups of equal size), for each seed in `cfg.mixed_seeds`. The HML head is trained on (a) everything
+    with masking, (b) the fully labelled group only, (c) everything with missing labels read as negatives
+    (the naive way) and (d) everything fully labelled (the upper bound, one run per seed repeated in each
+    share's rows); all are evaluated on the same full-label test set. `groups`: translate.GROUPS (CATAMI)."""
     from .translate import GROUPS, simulate_groups
 
+    groups = GROUPS if groups is None else groups
+    full_shares = cfg.mixed_full_shares if full_shares is None else full_shares
     rows = []
-    for seed in tqdm(cfg.seeds, desc="mixed depth", leave=False):
+    for seed in tqdm(cfg.mixed_seeds, desc="mixed depth", leave=False):
         tr, te = split_by_photo(photo_ids, cfg.test_fraction, seed)
-        sim, group = simulate_groups(subset_targets(targets, tr), hierarchies, np.asarray(photo_ids)[tr], seed)
-        full = np.flatnonzero(group == 0)
-        naive = {h: (t, np.ones_like(m)) for h, (t, m) in sim.items()}
-        arms = {"all groups (masked)": (tr, sim), "fully labelled group only": (tr[full], subset_targets(sim, full)),
-                "all groups (missing = negative)": (tr, naive)}
-        for arm, (idx, tg) in arms.items():
+        truth = ({h: t[te] for h, (t, _) in targets.items()}, {h: m[te] for h, (_, m) in targets.items()})
+
+        def run(idx, tg):
             model = train_hml(z[idx], tg, hierarchies, cfg, seed)
-            df = hml.evaluate(hml_probabilities(model, z[te]), {h: t[te] for h, (t, _) in targets.items()},
-                              {h: m[te] for h, (_, m) in targets.items()}, hierarchies)
-            rows.append(df.assign(arm=arm, seed=seed, n_train=len(idx),
-                                  groups=", ".join(f"{g['name']}: {(group == i).sum()}" for i, g in enumerate(GROUPS))))
+            return hml.evaluate(hml_probabilities(model, z[te]), *truth, hierarchies).assign(seed=seed, n_train=len(idx))
+
+        upper = run(tr, subset_targets(targets, tr)).assign(arm=MIXED_ARMS[3])
+        for share in full_shares:
+            sim, group = simulate_groups(subset_targets(targets, tr), hierarchies, np.asarray(photo_ids)[tr], seed,
+                                         groups, share)
+            full = np.flatnonzero(group == 0)
+            naive = {h: (t, np.ones_like(m)) for h, (t, m) in sim.items()}
+            arms = {MIXED_ARMS[0]: (tr, sim), MIXED_ARMS[1]: (tr[full], subset_targets(sim, full)),
+                    MIXED_ARMS[2]: (tr, naive)}
+            info = {"full_share": 1 / len(groups) if share is None else share,
+                    "groups": ", ".join(f"{g['name']}: {(group == i).sum()}" for i, g in enumerate(groups))}
+            rows += [run(idx, tg).assign(arm=arm, **info) for arm, (idx, tg) in arms.items()]
+            rows.append(upper.assign(full_share=info["full_share"], groups="every training photo fully labelled"))
     return pd.concat(rows, ignore_index=True)
 
 
-def compare_arms(summary: pd.DataFrame, metric: str = "subset_accuracy") -> list[str]:
-    """One sentence per head ranking the mixed-depth arms by `metric` (mean +- sd over seeds), saying whether
-    training on every group beat the fully labelled group alone by more than the seed spread."""
+def arm_gaps(runs: pd.DataFrame, metric: str = "macro_f1") -> pd.DataFrame:
+    """Paired comparison of masked training on every group against the fully labelled group alone, per
+    share and head: the per-seed gap in `metric` (both arms share each seed's split), its mean and sd, the
+    seeds won, and the one-sided paired t-test p-value (scipy) that the gap is positive."""
+    from scipy import stats
+
+    keys = [k for k in ("full_share", "head") if k in runs.columns]
+    wide = runs.pivot_table(index=keys + ["seed"], columns="arm", values=metric)
+    gap = (wide[MIXED_ARMS[0]] - wide[MIXED_ARMS[1]]).dropna().groupby(level=keys, sort=False)
+    p = gap.apply(lambda d: stats.ttest_1samp(d, 0, alternative="greater").pvalue if len(d) > 1 and d.std() > 0
+                  else float("nan"))
+    return pd.DataFrame({"metric": metric, "gap_mean": gap.mean(), "gap_std": gap.std(),
+                         "seeds_won": gap.apply(lambda d: int((d > 0).sum())), "seeds": gap.size(),
+                         "p_one_sided": p}).reset_index()
+
+
+def compare_arms(runs: pd.DataFrame, metric: str = "macro_f1", alpha: float = 0.05) -> list[str]:
+    """One sentence per head (and share of fully labelled photos) from `arm_gaps`: whether training on every
+    group (masked) beat the fully labelled group alone on `metric`, in how many seeds, and whether the
+    paired gap is significant at `alpha`."""
     out = []
-    for head, g in summary.groupby("head", sort=False):
-        g = g.set_index("arm")
-        ranked = ", ".join(f"{arm} {r[f'{metric}_mean']:.3f} ± {np.nan_to_num(r[f'{metric}_std']):.3f}"
-                           for arm, r in g.sort_values(f"{metric}_mean", ascending=False).iterrows())
-        verdict = ""
-        if {"all groups (masked)", "fully labelled group only"} <= set(g.index):
-            a, b = g.loc["all groups (masked)"], g.loc["fully labelled group only"]
-            gap = a[f"{metric}_mean"] - b[f"{metric}_mean"]
-            stds = [a[f"{metric}_std"], b[f"{metric}_std"]]
-            spread = np.nanmax(stds + [0])
-            where = ("on one seed only (no spread)" if np.isnan(stds).all() else
-                     ("beyond" if abs(gap) > spread else "within") + f" the seed spread {spread:.3f}")
-            verdict = (" Training on every group " + ("beat" if gap > 0 else "did not beat") + " the fully labelled "
-                       f"group alone (gap {gap:+.3f}, {where}).")
-        out.append(f"{head}, {metric.replace('_', ' ')}: {ranked}.{verdict}")
+    for r in arm_gaps(runs, metric).itertuples():
+        share = f" ({r.full_share:.0%} of training photos fully labelled)" if hasattr(r, "full_share") else ""
+        verdict = "beat" if r.gap_mean > 0 else "did not beat"
+        test = ("one seed only, no test" if r.seeds < 2 else
+                f"one-sided paired t-test p = {r.p_one_sided:.3f}, "
+                + ("significant" if r.p_one_sided < alpha else "not significant") + f" at {alpha}")
+        out.append(f"{r.head}{share}, {metric.replace('_', ' ')}: training on every group (masked) {verdict} the "
+                   f"fully labelled group alone by {r.gap_mean:+.3f} ± {np.nan_to_num(r.gap_std):.3f} (paired over "
+                   f"seeds), in {r.seeds_won} of {r.seeds} seeds ({test}).")
     return out
+
+
+def plot_mixed_depth(summary: pd.DataFrame, metrics: Sequence[str] = ("macro_f1", "subset_accuracy")):
+    """Per head (rows) and metric (columns): mean +- sd over seeds against the share of training photos
+    that are fully labelled, one line per arm."""
+    import matplotlib.pyplot as plt
+
+    heads = list(dict.fromkeys(summary["head"]))
+    fig, axes = plt.subplots(len(heads), len(metrics), figsize=(4.6 * len(metrics), 3.3 * len(heads)),
+                             squeeze=False, sharex=True)
+    styles = dict(zip(MIXED_ARMS, ("o-", "s--", "x:", "-")))
+    for r, head in enumerate(heads):
+        for c, m in enumerate(metrics):
+            ax = axes[r][c]
+            for arm in MIXED_ARMS:
+                part = summary[(summary["head"] == head) & (summary["arm"] == arm)].sort_values("full_share")
+                if len(part):
+                    ax.errorbar(part["full_share"], part[f"{m}_mean"], yerr=part[f"{m}_std"].fillna(0),
+                                fmt=styles[arm], capsize=3, label=arm, color="grey" if arm == MIXED_ARMS[3] else None)
+            ax.set_title(f"{head}: {m.replace('_', ' ')}")
+            ax.grid(alpha=0.3)
+            ax.set_xticks(sorted(summary["full_share"].unique()))
+            ax.xaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0, decimals=0))
+            if r == len(heads) - 1:
+                ax.set_xlabel("share of training photos fully labelled")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 # --------------------------------------------------------------------------------- HML checkpoints
