@@ -449,15 +449,11 @@ class MilestoneMonitor:
 
 
 def train_with_monitor(config, monitor: MilestoneMonitor, images: np.ndarray | None = None) -> list[Path]:
-    """Train an SSL run milestone by milestone (benthic.ssl.train_milestones resumes exactly) and call
-    `monitor(epoch, encoder)` as each milestone lands; returns the milestone files."""
-    from .ssl import load_encoder, train_milestones
-    from .ssl import milestone_epoch as epoch_of
+    """Train an SSL run and call `monitor(epoch, encoder)` as each milestone lands (in memory, through
+    train_milestones' on_milestone hook; milestones already on disk are replayed); returns the milestone files."""
+    from .ssl import train_milestones
 
-    for epoch in config.milestone_epochs():
-        done = {epoch_of(p): p for p in train_milestones(config, images, stop_after=epoch)}
-        monitor(epoch, load_encoder(done[epoch]))
-    return train_milestones(config, images)
+    return train_milestones(config, images, on_milestone=monitor)
 
 
 # --- experiment drivers for notebooks 02 and 03 ---------------------------------------------------

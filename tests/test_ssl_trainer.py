@@ -88,6 +88,29 @@ def test_resume_after_kill_gives_identical_result(monkeypatch, tmp_path):
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
 
 
+def test_milestone_hook_sees_each_encoder_in_memory_and_changes_nothing(monkeypatch, tmp_path):
+    imgs = tiny_images(128)
+    cfg = smoke("simclr", batch_size=32)
+    monkeypatch.setenv("BENTHIC_RUNS", str(tmp_path / "plain"))
+    plain = ssl.train_milestones(cfg, images=imgs)
+    monkeypatch.setenv("BENTHIC_RUNS", str(tmp_path / "hooked"))
+    seen = {}
+
+    def hook(epoch, encoder):  # consumes random numbers, as a monitor might
+        torch.rand(100), np.random.rand(100)
+        seen[epoch] = {k: v.clone() for k, v in encoder.state_dict().items()}
+        assert not encoder.training and not any(p.requires_grad for p in encoder.parameters())
+
+    ssl.train_milestones(cfg, images=imgs, stop_after=1, on_milestone=hook)  # killed after epoch 1
+    hooked = ssl.train_milestones(cfg, images=imgs, on_milestone=hook)  # resumed: replays 0 and 1 from disk
+    assert sorted(seen) == list(cfg.milestone_epochs())
+    for p, q in zip(plain, hooked):  # bit-identical to the unmonitored run
+        a, b = torch.load(p, weights_only=True), torch.load(q, weights_only=True)
+        assert all(torch.equal(v, b["model"][k]) for k, v in a["model"].items())
+        loaded = ssl.load_encoder(q).state_dict()  # the hook got exactly the milestone's encoder
+        assert all(torch.equal(v, seen[ssl.milestone_epoch(q)][k]) for k, v in loaded.items())
+
+
 def test_nonfinite_loss_stops_and_keeps_last_good_milestone(monkeypatch, tmp_path):
     monkeypatch.setenv("BENTHIC_RUNS", str(tmp_path))
     calls = {"n": 0}

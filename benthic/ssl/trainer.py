@@ -3,13 +3,16 @@ load a milestone's encoder; embed images with it."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
+import random
 import re
 import time
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -133,21 +136,32 @@ def _fingerprint(images: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(images).data).hexdigest()[:10]
 
 
-def train_milestones(config: SSLConfig, images: np.ndarray | None = None, stop_after: int | None = None) -> list[Path]:
+OnMilestone = Callable[[int, nn.Module], object]
+
+
+def train_milestones(config: SSLConfig, images: np.ndarray | None = None, stop_after: int | None = None,
+                     on_milestone: OnMilestone | None = None) -> list[Path]:
     """Train `config` and return its milestone files in epoch order. Idempotent: existing milestones are
     reused, and an interrupted run resumes from its last milestone with the same final result.
     images: train on these uint8 NHWC images instead of the config's dataset (tests, other data).
     stop_after: stop after this epoch (simulates a killed run). Under torchrun the global batch
-    `config.batch_size` is split over the processes."""
+    `config.batch_size` is split over the processes.
+    on_milestone(epoch, encoder): called on rank 0 for every milestone in epoch order (those already on
+    disk first, loaded), with a frozen copy of the encoder as `load_encoder` gives it; the training RNG
+    state is restored afterwards, so a monitored run is bit-identical to an unmonitored one."""
     if images is not None:
         config = replace(config, dataset=f"custom-{_fingerprint(images)}")
     epochs = config.milestone_epochs()
     paths = [milestone_path(config, e) for e in epochs]
     done = [p for p in paths if p.exists()]
-    if len(done) == len(paths) or (stop_after is not None and any(milestone_epoch(p) >= stop_after for p in done)):
-        return _until(paths, stop_after)
+    finished = len(done) == len(paths) or (stop_after is not None and any(milestone_epoch(p) >= stop_after for p in done))
     device = _device(config)
-    rank, world = _init_distributed(device)
+    rank, world = (0, 1) if finished else _init_distributed(device)
+    if on_milestone is not None and rank == 0:
+        for p in _until(done, stop_after):
+            on_milestone(milestone_epoch(p), load_encoder(p))
+    if finished:
+        return _until(paths, stop_after)
     if config.batch_size % world:
         raise ValueError(f"batch size {config.batch_size} does not split over {world} processes")
     data = images if images is not None else load_training_images(config)
@@ -174,6 +188,7 @@ def train_milestones(config: SSLConfig, images: np.ndarray | None = None, stop_a
         history, start = list(ckpt["history"]), int(ckpt["epoch"])
     elif rank == 0:
         _save(paths[0], config, method, optimizer, scheduler, 0, history, device)
+        _notify(on_milestone, 0, method, config, device)
 
     model: nn.Module = method
     if world > 1:
@@ -226,10 +241,34 @@ def train_milestones(config: SSLConfig, images: np.ndarray | None = None, stop_a
         if epoch in epochs and rank == 0:
             _save(milestone_path(config, epoch), config, method, optimizer, scheduler, epoch, history, device)
             last_good = milestone_path(config, epoch)
+            _notify(on_milestone, epoch, method, config, device)
         if world > 1:
             dist.barrier()
     bar.close()
     return _until(paths, stop_after)
+
+
+def _notify(on_milestone: OnMilestone | None, epoch: int, method: SSLMethod, config: SSLConfig,
+            device: torch.device) -> None:
+    """Call `on_milestone` with a frozen copy of the live encoder, leaving the training RNG untouched."""
+    if on_milestone is None:
+        return
+    state, np_state, py_state = _rng_state(device), np.random.get_state(), random.getstate()
+    # contiguous like a loaded milestone: channels_last convolutions differ in the last bits
+    on_milestone(epoch, _frozen(copy.deepcopy(method.backbone).to(memory_format=torch.contiguous_format), config))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+    np.random.set_state(np_state)
+    random.setstate(py_state)
+
+
+def _frozen(backbone: nn.Module, config: SSLConfig) -> nn.Module:
+    """`backbone` in eval mode without gradients, with the input size and normalisation `embed` uses."""
+    views = view_config(config.augment, config.image_size)
+    backbone.input_size, backbone.mean, backbone.std = config.image_size, views.mean, views.std
+    backbone.requires_grad_(False)
+    return backbone.eval()
 
 
 def _until(paths: list[Path], stop_after: int | None) -> list[Path]:
@@ -265,10 +304,7 @@ def load_encoder(path: str | os.PathLike) -> nn.Module:
     encoder = build_backbone(config.backbone)
     prefix = "backbone."
     encoder.load_state_dict({k[len(prefix):]: v for k, v in ckpt["model"].items() if k.startswith(prefix)})
-    views = view_config(config.augment, config.image_size)
-    encoder.input_size, encoder.mean, encoder.std = config.image_size, views.mean, views.std
-    encoder.requires_grad_(False)
-    return encoder.eval()
+    return _frozen(encoder, config)
 
 
 @torch.no_grad()
