@@ -2,7 +2,6 @@
 paths, an interrupted run resumes without redoing finished images, outputs parse, CLI and HTML sheet."""
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -62,7 +61,7 @@ def _check_table(table, hier):
     if os.geteuid() != 0:  # root reads a mode-000 file; everyone else cannot
         assert "unreadable" in bad["locked.jpg"]
     ok = table[table.status == "ok"]
-    assert {f"sub/good_0.jpg", "good_1.jpg", "good_png.png"} <= set(ok.file)
+    assert {"sub/good_0.jpg", "good_1.jpg", "good_png.png"} <= set(ok.file)
     assert len(ok) == N_GOOD + 1 + (os.geteuid() == 0)
     assert not any(f.startswith(".") for f in table.file)
     for row in ok.itertuples():

@@ -1,7 +1,5 @@
 """Execute every numbered notebook at the smoke scale with papermill, so CI catches a broken notebook."""
 
-import os
-from pathlib import Path
 
 import pytest
 
