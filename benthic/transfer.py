@@ -493,10 +493,13 @@ def annotate_images(model: Model, hierarchies: Mapping, images: np.ndarray,
 # ------------------------------------------------------------------------- notebook-level steps
 def reef_encoders(images: np.ndarray, cfg: TransferConfig, scale: str, ssl_method: str = "barlow",
                   ssl_checkpoint: str | os.PathLike | None = None) -> dict[str, dict]:
-    """The three encoder families compared (SPEC B) as specs: random init, ImageNet-supervised, and
+    """The three encoder families compared (SPEC B) as specs: random init, ImageNet-supervised
+    (`cfg.imagenet_model`, plus torchvision's ResNet-50 when its weights are in torch hub's cache), and
     in-domain SSL pretrained here on the reef photos' images (no labels used), or the SSL milestone
     `ssl_checkpoint` (e.g. Barlow Twins on BenthicNet-1M from `benthic.ssl`). The random and SSL encoders
-    share one architecture and input size (`ssl_size`); the ImageNet model takes `image_size`."""
+    share one architecture and input size (`ssl_size`); the ImageNet models take `image_size`."""
+    from .pretrained import available_imagenet_models
+
     if ssl_checkpoint is not None:
         from .ssl import read_milestone
 
@@ -511,8 +514,8 @@ def reef_encoders(images: np.ndarray, cfg: TransferConfig, scale: str, ssl_metho
     return {
         f"random init ({cfg.random_backbone})": {"kind": "random", "backbone": cfg.random_backbone,
                                                   "input_size": cfg.ssl_size},
-        f"ImageNet ({cfg.imagenet_model})": {"kind": "imagenet", "backbone": f"imagenet:{cfg.imagenet_model}",
-                                             "input_size": cfg.image_size},
+        **{f"ImageNet ({m})": {"kind": "imagenet", "backbone": f"imagenet:{m}", "input_size": cfg.image_size}
+           for m in dict.fromkeys([cfg.imagenet_model] + (["resnet50"] if "resnet50" in available_imagenet_models() else []))},
         **ssl,
     }
 

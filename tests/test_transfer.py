@@ -195,3 +195,16 @@ def test_hml_prior_scores_each_node_by_its_training_rate(hier):
     assert res.loc["biota", "subset_accuracy"] == pytest.approx(want)
     assert res.loc["substrate", "subset_accuracy"] == pytest.approx(np.mean(labels[te, 1] == 0))
     assert res["encoder"].eq("prior (no image)").all()
+
+
+def test_reef_encoders_add_torchvision_resnet50_only_when_its_weights_are_cached(monkeypatch):
+    from benthic import pretrained
+
+    monkeypatch.setattr(transfer, "pretrain_ssl", lambda *a, **k: {"kind": "ssl", "checkpoint": "milestone.pt"})
+    cfg = transfer.get_config("quick")
+    for cached, want in (([], []), (["resnet50"], ["ImageNet (resnet50)"])):
+        monkeypatch.setattr(pretrained, "available_imagenet_models", lambda c=cached: ["efficientnet-lite0", *c])
+        specs = transfer.reef_encoders(np.zeros((2, 8, 8, 3), np.uint8), cfg, "quick")
+        assert list(specs) == ["random init (small_cnn)", "ImageNet (efficientnet-lite0)", *want,
+                               "in-domain SSL (barlow, small_cnn)"]
+        assert all(s["input_size"] == cfg.image_size for k, s in specs.items() if k.startswith("ImageNet"))
