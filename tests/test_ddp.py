@@ -1,7 +1,11 @@
 """DDP on 2 CPU processes (gloo, loopback) computes the same loss and gradients as one process on the
-same global batch: batch norm synchronised, SimCLR's negatives and Barlow's correlation gathered."""
+same global batch: batch norm synchronised, SimCLR's negatives and Barlow's correlation gathered; a
+non-finite loss on one rank stops every rank with the same error instead of hanging the others."""
 
+import json
+import multiprocessing
 import os
+import re
 import socket
 
 import torch
@@ -10,7 +14,8 @@ import torch.multiprocessing as mp
 
 from benthic.augment import ViewAugmenter, view_config
 from benthic.backbones import small_cnn
-from benthic.ssl import METHODS
+from benthic import ssl
+from benthic.ssl import METHODS, trainer
 from benthic.ssl.base import convert_batchnorm
 
 CHECKED = ("simclr", "barlow", "mocov2")
@@ -56,10 +61,14 @@ def _worker(rank, world, port, out):
         dist.destroy_process_group()
 
 
-def test_ddp_two_processes_match_single_process(tmp_path):
+def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def test_ddp_two_processes_match_single_process(tmp_path):
+    port = free_port()
     out = tmp_path / "ddp.pt"
     mp.spawn(_worker, args=(2, port, str(out)), nprocs=2, join=True)
     got = torch.load(out, weights_only=True)
@@ -72,3 +81,56 @@ def test_ddp_two_processes_match_single_process(tmp_path):
         for key, g in grads.items():  # float32 reductions in another order: equal to 1e-4 of the largest gradient
             err = (got[name]["grads"][key] - g).abs().max().item()
             assert err <= 1e-4 * scale, f"{name} {key}: max error {err:.3g}, largest gradient {scale:.3g}"
+
+
+def _nan_worker(rank, world, port, runs, out):
+    """Train a smoke SimCLR run under DDP where only rank 1's loss turns NaN in epoch 2; record what each rank raised."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), BENTHIC_RUNS=runs)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    calls = {"n": 0}
+    original = trainer.METHODS["simclr"]
+
+    class Exploding(original):
+        def forward(self, x1, x2):
+            calls["n"] += 1
+            loss = super().forward(x1, x2)
+            return loss * float("nan") if rank == 1 and calls["n"] > 6 else loss  # 4 steps per epoch
+
+    trainer.METHODS["simclr"] = Exploding
+    g = torch.Generator().manual_seed(0)
+    images = (torch.rand(256, 8, 8, 3, generator=g) * 255).to(torch.uint8).numpy()
+    cfg = ssl.get_config("smoke", "simclr", epochs=3, milestones=(0, 1, 2, 3), batch_size=64, image_size=8,
+                         progress=False, device="cpu")
+    try:
+        ssl.train_milestones(cfg, images=images)
+        result = {"raised": None, "message": ""}
+    except Exception as exc:  # noqa: BLE001 - the test checks which
+        result = {"raised": type(exc).__name__, "message": str(exc)}
+    finally:
+        dist.destroy_process_group()
+    with open(f"{out}.{rank}", "w") as f:
+        json.dump(result, f)
+
+
+def test_nonfinite_loss_on_one_rank_stops_every_rank(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    port, out = free_port(), str(tmp_path / "result")
+    procs = [ctx.Process(target=_nan_worker, args=(r, 2, port, str(tmp_path / "runs"), out)) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    hung = [r for r, p in enumerate(procs) if p.is_alive()]
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+            p.join()
+    assert not hung, f"rank(s) {hung} still running 60 s after start: blocked in a collective"
+    assert [p.exitcode for p in procs] == [0, 0]
+    for rank in range(2):
+        with open(f"{out}.{rank}") as f:
+            got = json.load(f)
+        assert got["raised"] == "FloatingPointError", (rank, got)
+        assert re.search(r"non-finite loss \(on rank \[1\];.*epoch 2, step 3;.*epoch0001\.pt", got["message"]), got
+    assert sorted(p.name for p in (tmp_path / "runs").rglob("epoch*.pt")) == ["epoch0000.pt", "epoch0001.pt"]

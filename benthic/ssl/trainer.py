@@ -216,10 +216,12 @@ def train_milestones(config: SSLConfig, images: np.ndarray | None = None, stop_a
             with autocast:
                 loss = step_fn(v1, v2)
             if (i + 1) % check_every == 0 or i + 1 == steps:
-                if not bool(torch.isfinite(loss_sum + loss.detach())):
+                bad = _nonfinite_ranks(torch.isfinite(loss_sum + loss.detach()), rank, world)
+                if bad:
                     bar.close()
+                    where = f"{loss.item()}" if world == 1 else f"on rank {bad}; {loss.item()} on rank {rank}"
                     raise FloatingPointError(
-                        f"{config.method}: non-finite loss ({loss.item()}) at epoch {epoch}, step {i + 1}; training "
+                        f"{config.method}: non-finite loss ({where}) at epoch {epoch}, step {i + 1}; training "
                         f"stopped. Last good milestone: {last_good}. Lower the learning rate or use precision='fp32'.")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -238,14 +240,26 @@ def train_milestones(config: SSLConfig, images: np.ndarray | None = None, stop_a
             mean_loss = float(gather_mean(mean_loss, device))
         history.append({"epoch": epoch, "loss": mean_loss, "seconds": seconds,
                         "views_per_s": 2 * config.batch_size * steps / seconds, "lr_last_batch": lr_used})
-        if epoch in epochs and rank == 0:
-            _save(milestone_path(config, epoch), config, method, optimizer, scheduler, epoch, history, device)
-            last_good = milestone_path(config, epoch)
-            _notify(on_milestone, epoch, method, config, device)
+        if epoch in epochs:
+            if rank == 0:
+                _save(milestone_path(config, epoch), config, method, optimizer, scheduler, epoch, history, device)
+                _notify(on_milestone, epoch, method, config, device)
+            last_good = milestone_path(config, epoch)  # every rank names it in a non-finite-loss error
         if world > 1:
             dist.barrier()
     bar.close()
     return _until(paths, stop_after)
+
+
+def _nonfinite_ranks(finite: torch.Tensor, rank: int, world: int) -> list[int]:
+    """Ranks whose loss check failed. Under DDP a collective called on the same steps by every rank, so all
+    ranks stop together (one rank raising alone leaves the others blocked in their next all-reduce)."""
+    if world == 1:
+        return [] if bool(finite) else [rank]
+    flags = torch.zeros(world, device=finite.device)
+    flags[rank] = (~finite).float()
+    dist.all_reduce(flags)
+    return flags.nonzero().flatten().tolist()
 
 
 def _notify(on_milestone: OnMilestone | None, epoch: int, method: SSLMethod, config: SSLConfig,
