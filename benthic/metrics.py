@@ -4,9 +4,10 @@ them (RankMe, alpha-ReQ, singular values).
 
 Choices where the paper is vague (also stated in notebook 02):
 - UMAP: umap-learn, n_neighbors 50, min_dist 0.1 (its default), seeded. A seed makes umap-learn's
-  layout optimisation single-threaded; we keep it (reproducible milestones) and win the time back
+  layout optimisation single-threaded; we keep it (reproducible milestones) and win some time back
   with an exact k-nearest-neighbour graph computed by torch (`knn="exact"`), which is deterministic
-  and multi-threaded. `benchmarks/metrics_speed.py` times the variants.
+  and multi-threaded. seed=None (MonitorConfig.umap_seed=None) runs the layout in parallel, faster
+  but not reproducible. `benchmarks/metrics_speed.py` times the variants.
 - Cosine k-means: rows are L2-normalised, then scikit-learn's KMeans (Euclidean, k-means++, n_init 10)
   runs on the unit sphere. On unit vectors ||x - c||^2 = 2 - 2 cos(x, c) for unit c, so this is the
   usual approximation of spherical k-means (centroids are means, not re-normalised). Rows of norm
