@@ -84,7 +84,8 @@ def test_ddp_two_processes_match_single_process(tmp_path):
 
 
 def _nan_worker(rank, world, port, runs, out):
-    """Train a smoke SimCLR run under DDP where only rank 1's loss turns NaN in epoch 2; record what each rank raised."""
+    """Train a smoke SimCLR run under DDP where only rank 1's loss turns NaN (epoch 2, step 3); record what each
+    rank raised."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), BENTHIC_RUNS=runs)
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
