@@ -287,8 +287,7 @@ def prior_head(parties: Sequence[Party], hierarchies: Mapping, cfg: FedConfig) -
     rate among the training labels the groups hold (0 where none labels it), so `scores` shows what the class
     balance alone earns; the consistency layer makes the rates consistent, as benthic.transfer.hml_prior does."""
     both = pooled(parties)
-    known = both.m.sum(0)
-    rate = np.divide((both.y * both.m).sum(0), known, out=np.zeros(both.y.shape[1]), where=known > 0)
+    rate = hml.positive_rates(both.y, both.m)
     head = build_head(both.x.shape[1], hierarchies, cfg, cfg.seed)
     last = head.net[-1]
     with torch.no_grad():

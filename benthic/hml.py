@@ -142,6 +142,13 @@ def mc_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, R: "
     return bce.sum() / mask.sum().clamp(min=1)
 
 
+def positive_rates(target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Each node's share of positives among the samples that label it (0 where none does): the no-image
+    prior that shows what the class balance alone scores."""
+    known = np.asarray(mask, bool).sum(0)
+    return np.divide((np.asarray(target) * mask).sum(0), known, out=np.zeros(known.shape), where=known > 0)
+
+
 # ----------------------------------------------------------------------------------------- decoding
 def _children(parent: np.ndarray) -> tuple[list[int], list[list[int]]]:
     kids: list[list[int]] = [[] for _ in range(len(parent))]

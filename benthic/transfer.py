@@ -394,8 +394,7 @@ def hml_prior(targets: Mapping, hierarchies: Mapping, photo_ids: np.ndarray, cfg
         tr, te = split_by_photo(photo_ids, cfg.test_fraction, seed)
         probs = {}
         for h, (t, m) in targets.items():
-            known = m[tr].sum(0)
-            rate = np.divide((t[tr] * m[tr]).sum(0), known, out=np.zeros(t.shape[1]), where=known > 0)
+            rate = hml.positive_rates(t[tr], m[tr])
             rate = (hierarchies[h].ancestor_matrix() * rate[None, :]).max(axis=1)  # consistent, as the head's
             probs[h] = np.tile(rate, (len(te), 1))
         df = hml.evaluate(probs, {h: t[te] for h, (t, _) in targets.items()},

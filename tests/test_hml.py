@@ -188,3 +188,9 @@ def test_fast_tree_consistency_equals_dense_max_in_values_and_gradients():
     dag = np.eye(3, dtype=np.float32)
     dag[0, 2] = dag[1, 2] = 1
     assert not hml.Consistency(dag).forest
+
+
+def test_positive_rates_count_only_labelled_samples():
+    target = np.array([[1, 0, 1], [0, 0, 1], [1, 0, 0], [1, 0, 0]], np.float32)
+    mask = np.array([[1, 0, 1], [1, 0, 1], [1, 0, 0], [0, 0, 1]], bool)  # node 1 never labelled
+    np.testing.assert_allclose(hml.positive_rates(target, mask), [2 / 3, 0.0, 2 / 3])
