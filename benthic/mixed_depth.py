@@ -90,7 +90,7 @@ def compare_arms(runs: pd.DataFrame, metric: str = "macro_f1", alpha: float = 0.
     return out
 
 
-def plot_mixed_depth(summary: pd.DataFrame, metrics: Sequence[str] = ("macro_f1", "subset_accuracy")):
+def plot_mixed_depth(summary: pd.DataFrame, metrics: Sequence[str] = ("macro_f1", "macro_ap", "subset_accuracy")):
     """Per head (rows) and metric (columns): mean +- sd over seeds against the share of training photos
     that are fully labelled, one line per arm."""
     import matplotlib.pyplot as plt

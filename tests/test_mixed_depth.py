@@ -38,7 +38,7 @@ def test_mixed_depth_experiment_uses_the_same_test_set_for_every_arm(hier):
     masked = res[(res["arm"] == mixed_depth.MIXED_ARMS[0]) & (res["full_share"] == 0.5)].set_index("head")
     assert masked.loc["biota", "subset_accuracy"] == 1.0 and masked.loc["substrate", "subset_accuracy"] == 1.0
     fig = mixed_depth.plot_mixed_depth(transfer.hml_summary(res, by=("full_share", "arm", "head")))
-    assert len(fig.axes) == 4 and len(fig.axes[0].lines) >= 4  # 2 heads x 2 metrics, a line per arm
+    assert len(fig.axes) == 6 and len(fig.axes[0].lines) >= 4  # 2 heads x 3 metrics, a line per arm
 
 
 def test_arm_gaps_are_paired_over_seeds_and_tested_like_scipy():
