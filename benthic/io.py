@@ -74,12 +74,14 @@ def save_table(df: "Any", path_stem: str | os.PathLike, floatfmt: str = ".3f") -
 
 
 def save_figure(fig: "Any", path_stem: str | os.PathLike, dpi: int = 150) -> tuple[Path, Path]:
-    """Save a matplotlib figure as `<stem>.png` and `<stem>.pdf`, both atomically."""
+    """Save a matplotlib figure as `<stem>.png` and `<stem>.pdf`, both atomically; the PDF carries no
+    creation date, so regenerating an unchanged figure leaves the file byte for byte the same."""
     stem = Path(path_stem)
     out = []
     for suffix in (".png", ".pdf"):
         target = stem.with_suffix(suffix)
         with atomic_path(target) as tmp:
-            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=suffix[1:])
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=suffix[1:],
+                        metadata={"CreationDate": None} if suffix == ".pdf" else None)
         out.append(target)
     return out[0], out[1]

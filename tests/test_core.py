@@ -75,3 +75,18 @@ def test_save_npy_round_trip_and_no_temp_left(tmp_path):
     io.save_npy(tmp_path / "a.npy", arr)
     assert np.array_equal(np.load(tmp_path / "a.npy"), arr)
     assert [p.name for p in tmp_path.iterdir()] == ["a.npy"]
+
+
+def test_save_figure_writes_the_same_bytes_for_the_same_figure(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benthic.io import save_figure
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    first = [p.read_bytes() for p in save_figure(fig, tmp_path / "a")]
+    second = [p.read_bytes() for p in save_figure(fig, tmp_path / "a")]
+    assert first == second and first[1].startswith(b"%PDF") and b"CreationDate" not in first[1]
