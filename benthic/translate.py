@@ -20,14 +20,20 @@ COLUMNS = ("source_label", "source_name", "head", "catami_path", "exact", "note"
 Targets = dict[str, tuple[np.ndarray, np.ndarray]]  # head -> (target float32 (N, n), mask bool (N, n))
 
 
-def load_translation(name_or_path: str | os.PathLike, hierarchies: Mapping[str, Hierarchy]) -> pd.DataFrame:
-    """Read a translation table (a name in data/translations/ or a path) and check every row: known head,
-    a path that exists in that head's hierarchy, and a note (the reason when the path is empty)."""
+def _table_path(name_or_path: str | os.PathLike, what: str) -> Path:
+    """A table's file: a bare name means data/translations/<name>.csv; FileNotFoundError when absent."""
     path = Path(name_or_path)
     if not path.suffix:
         path = TRANSLATIONS_DIR / f"{name_or_path}.csv"
     if not path.exists():
-        raise FileNotFoundError(f"translation table {path} not found (see {TRANSLATIONS_DIR / 'README.md'})")
+        raise FileNotFoundError(f"{what} {path} not found (see {TRANSLATIONS_DIR / 'README.md'})")
+    return path
+
+
+def load_translation(name_or_path: str | os.PathLike, hierarchies: Mapping[str, Hierarchy]) -> pd.DataFrame:
+    """Read a translation table (a name in data/translations/ or a path) and check every row: known head,
+    a path that exists in that head's hierarchy, and a note (the reason when the path is empty)."""
+    path = _table_path(name_or_path, "translation table")
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
@@ -99,11 +105,7 @@ def _close_absent_upwards(target: np.ndarray, mask: np.ndarray, hier: Hierarchy)
 def load_scheme(name_or_path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Hierarchy]]:
     """A source scheme's own label tree (not CATAMI): the table's `head` / `catami_path` columns name the
     scheme's heads and paths, from which the hierarchies are built; returns (validated table, hierarchies)."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = TRANSLATIONS_DIR / f"{name_or_path}.csv"
-    if not path.exists():
-        raise FileNotFoundError(f"label scheme {path} not found (see {TRANSLATIONS_DIR / 'README.md'})")
+    path = _table_path(name_or_path, "label scheme")
     raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     if not {"head", "catami_path"} <= set(raw.columns):
         raise ValueError(f"{path}: a scheme needs the columns {list(COLUMNS)}")

@@ -10,6 +10,7 @@ import torch
 from benthic import ssl
 from benthic.augment import prepare
 from benthic.ssl import trainer
+from helpers import nan_after
 
 
 def tiny_images(n=256, size=16, seed=0):
@@ -113,16 +114,7 @@ def test_milestone_hook_sees_each_encoder_in_memory_and_changes_nothing(monkeypa
 
 def test_nonfinite_loss_stops_and_keeps_last_good_milestone(monkeypatch, tmp_path):
     monkeypatch.setenv("BENTHIC_RUNS", str(tmp_path))
-    calls = {"n": 0}
-    original = trainer.METHODS["simclr"]
-
-    class Exploding(original):
-        def forward(self, x1, x2):
-            calls["n"] += 1
-            loss = super().forward(x1, x2)
-            return loss * float("nan") if calls["n"] > 6 else loss  # 4 steps per epoch: dies in epoch 2
-
-    monkeypatch.setitem(trainer.METHODS, "simclr", Exploding)
+    monkeypatch.setitem(trainer.METHODS, "simclr", nan_after(trainer.METHODS["simclr"], 6))  # 4 steps per epoch: dies in epoch 2
     cfg = smoke()
     with pytest.raises(FloatingPointError, match="non-finite loss.*epoch 2.*epoch0001.pt"):
         ssl.train_milestones(cfg, images=tiny_images())
