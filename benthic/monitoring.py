@@ -418,12 +418,13 @@ def collapse_summary(spectra: pd.DataFrame, group_cols: tuple[str, ...] = ("meth
 
 class MilestoneMonitor:
     """Training callback: `monitor(epoch, encoder)` computes the label-free metrics of the encoder on
-    unlabelled `images` (what a user without labels would watch), keeps them in `table`, and with
-    live=True redraws a small plot in the notebook."""
+    unlabelled `images` (what a user without labels would watch), keeps them in `table` (and in the CSV
+    `log_path` when given), and with live=True redraws a small plot in the notebook."""
 
     def __init__(self, images: np.ndarray, n_classes: int, config: MonitorConfig = MonitorConfig(),
-                 live: bool = False, device=None):
+                 live: bool = False, device=None, log_path: str | Path | None = None):
         self.images, self.n_classes, self.config, self.live, self.device = images, n_classes, config, live, device
+        self.log_path = log_path
         self.rows: list[dict] = []
         self._handle = None
 
@@ -431,9 +432,16 @@ class MilestoneMonitor:
         row = {"epoch": int(epoch), **evaluate_milestone(encoder, self.images, None, self.n_classes,
                                                          config=self.config, device=self.device)}
         self.rows.append(row)
+        if self.log_path is not None:  # rewritten whole after each milestone: a crash loses nothing logged
+            with io.atomic_path(self.log_path) as tmp:
+                self.table.to_csv(tmp, index=False)
         if self.live:
             self._redraw()
         return row
+
+    def summary(self, row: dict) -> str:
+        """One line of a milestone's label-free metrics, for a terminal."""
+        return f"epoch {row['epoch']}: " + "  ".join(f"{METRIC_LABELS[m]} {row[m]:.3f}" for m in LABEL_FREE)
 
     @property
     def table(self) -> pd.DataFrame:

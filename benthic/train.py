@@ -7,6 +7,8 @@ import argparse
 import sys
 from dataclasses import replace
 
+import numpy as np
+
 from .ssl import METHOD_NAMES, get_config, train_milestones
 
 
@@ -33,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the training step (GPU)")
     parser.add_argument("--device", help="cpu, cuda (default: cuda when present)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--monitor", type=int, metavar="N",
+                        help="at each milestone, print and log the label-free metrics on N random unlabelled test "
+                             "images (monitor.csv beside the milestones)")
+    parser.add_argument("--monitor-k", type=int, metavar="K",
+                        help="k-means k1 of the monitor (default: the dataset's number of classes)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,11 +54,36 @@ def run(args: argparse.Namespace) -> int:
         config = replace(config, milestones=())
     config = replace(config, compile=args.compile, progress=not args.no_progress,
                      channels_last=config.channels_last and not args.no_channels_last)
-    paths = train_milestones(config)
+    paths = train_milestones(config, on_milestone=_monitor(config, args.monitor, args.monitor_k) if args.monitor else None)
     print(f"{len(paths)} milestone(s) in {paths[-1].parent}")
     for path in paths:
         print(path)
     return 0
+
+
+def monitor_images(dataset: str, n: int, seed: int) -> np.ndarray:
+    """`n` test images of `dataset` drawn at random with `seed`, their labels unused: what the monitor sees."""
+    from .data.cifar import load_cifar
+
+    images, _ = load_cifar(dataset, "test")
+    if not 0 < n <= len(images):
+        raise ValueError(f"--monitor must be between 1 and {len(images)} (the test images of {dataset}), got {n}")
+    return images[np.sort(np.random.default_rng(seed).choice(len(images), n, replace=False))]
+
+
+def _monitor(config, n: int, k: int | None):
+    """The on_milestone callback of --monitor: metrics per milestone, logged to <run dir>/monitor.csv and printed."""
+    from tqdm.auto import tqdm
+
+    from .monitoring import MilestoneMonitor
+    from .ssl import run_dir
+
+    k = k or {"cifar10": 10, "cifar100": 100}.get(config.dataset)
+    if not k:
+        raise ValueError(f"give --monitor-k (k-means k1) for dataset {config.dataset!r}")
+    monitor = MilestoneMonitor(monitor_images(config.dataset, n, config.seed), k, device=config.device,
+                               log_path=run_dir(config) / "monitor.csv")
+    return lambda epoch, encoder: tqdm.write(monitor.summary(monitor(epoch, encoder)))
 
 
 def main(argv: list[str] | None = None) -> int:
