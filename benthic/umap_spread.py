@@ -140,6 +140,24 @@ def spread_finding(summary: pd.DataFrame, metric: str = "entropy") -> str:
     return "\n".join(out)
 
 
+def seed_mean_pearson(table: pd.DataFrame, spread: pd.DataFrame, metrics_: tuple[str, ...] = ("entropy", "ami_c1_c2"),
+                      target: str = "lp_acc") -> pd.DataFrame:
+    """Table I's Pearson r of the Z3 metrics with `target`, from one UMAP seed (the table's) beside the same
+    correlation from the metrics averaged over every UMAP seed of `spread`: does averaging out UMAP's
+    randomness change the verdict?"""
+    from .monitoring import pearson_table
+
+    keys = ["method", "dataset", "epoch"]
+    mean = spread.groupby(keys, sort=False)[list(metrics_)].mean().reset_index()
+    averaged = table.drop(columns=list(metrics_)).merge(mean, on=keys, how="inner")
+    one = pearson_table(table[table.set_index(keys).index.isin(averaged.set_index(keys).index)], metrics_, target)
+    both = one.merge(pearson_table(averaged, metrics_, target), on=["method", "dataset", "metric", "init"],
+                     suffixes=("_one_seed", "_seed_mean"))
+    n_seeds = spread.groupby(["method", "dataset"])["umap_seed"].nunique().rename("umap_seeds").reset_index()
+    return both[["method", "dataset", "metric", "init", "r_one_seed", "p_one_seed", "r_seed_mean", "p_seed_mean",
+                 "n_one_seed"]].rename(columns={"n_one_seed": "milestones"}).merge(n_seeds, on=["method", "dataset"])
+
+
 def plot_seed_spread(df: pd.DataFrame, metric: str = "entropy", group_cols: tuple[str, ...] = ("method", "dataset")):
     """`metric` against epoch per run: the seed mean, a band from the lowest to the highest seed, and
     each seed's value as a dot."""

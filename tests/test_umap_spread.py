@@ -65,3 +65,24 @@ def test_spread_summary_by_hand():
     assert (r["outliers_every_seed"], r["outliers_some_seed"]) == (1, 2)
     assert "under every seed at 1 milestone(s) and under some seed only at 1" in us.spread_finding(us.spread_summary(df))
     assert len(us.plot_seed_spread(df).axes) == 1
+
+
+def test_seed_mean_pearson_equals_scipy_on_the_averaged_metrics():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    epochs = [0, 1, 2, 4, 8]
+    lp = np.array([0.3, 0.4, 0.5, 0.55, 0.6])
+    table = pd.DataFrame({"method": "m", "dataset": "d", "epoch": epochs, "lp_acc": lp,
+                          "entropy": 5 + lp + rng.normal(0, 0.1, 5), "ami_c1_c2": rng.random(5)})
+    spread = pd.DataFrame([{"method": "m", "dataset": "d", "epoch": e, "umap_seed": s,
+                            "entropy": table.entropy[i] + 0.05 * s, "ami_c1_c2": rng.random()}
+                           for i, e in enumerate(epochs) for s in (0, 1, 2)])
+    res = us.seed_mean_pearson(table, spread).set_index(["metric", "init"])
+    mean = spread.groupby("epoch")[["entropy", "ami_c1_c2"]].mean().to_numpy()
+    for j, metric in enumerate(("entropy", "ami_c1_c2")):
+        row = res.loc[(metric, "w/ init")]
+        assert row.r_one_seed == pytest.approx(stats.pearsonr(table[metric], lp).statistic)
+        assert row.r_seed_mean == pytest.approx(stats.pearsonr(mean[:, j], lp).statistic)
+        assert row.milestones == 5 and row.umap_seeds == 3
+    assert res.loc[("entropy", "w/o init"), "r_seed_mean"] == pytest.approx(stats.pearsonr(mean[1:, 0], lp[1:]).statistic)
