@@ -167,8 +167,8 @@ def silhouettes(z: np.ndarray, labelings: list[np.ndarray], sample_size: int | N
     for lab in labelings:
         codes, inverse = np.unique(lab, return_inverse=True)
         if not 2 <= len(codes) <= len(z) - 1:
-            where = "the silhouette sample of {size} rows" if size is not None else "silhouette"
-            raise ValueError(f"{where.format(size=size)} needs 2 to n_samples - 1 = {len(z) - 1} distinct labels, "
+            where = f"the silhouette sample of {size} rows" if size is not None else "silhouette"
+            raise ValueError(f"{where} needs 2 to n_samples - 1 = {len(z) - 1} distinct labels, "
                              f"got {len(codes)}")
         onehots.append(torch.nn.functional.one_hot(torch.from_numpy(inverse), len(codes)).double())
     x = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float64))  # float64: no cancellation on near-duplicates

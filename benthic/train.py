@@ -75,10 +75,11 @@ def _monitor(config, n: int, k: int | None):
     """The on_milestone callback of --monitor: metrics per milestone, logged to <run dir>/monitor.csv and printed."""
     from tqdm.auto import tqdm
 
+    from .data.cifar import CIFAR_CLASSES
     from .monitoring import MilestoneMonitor
     from .ssl import run_dir
 
-    k = k or {"cifar10": 10, "cifar100": 100}.get(config.dataset)
+    k = k or CIFAR_CLASSES.get(config.dataset)
     if not k:
         raise ValueError(f"give --monitor-k (k-means k1) for dataset {config.dataset!r}")
     monitor = MilestoneMonitor(monitor_images(config.dataset, n, config.seed), k, device=config.device,
