@@ -49,5 +49,5 @@ case "$cmd" in
     sed -n '2,14p' "$0" ;;
   *)
     setup
-    exec "$PY" -m benthic.notebooks "$@" ;;
+    exec "$PY" -m benthic.cli.notebooks "$@" ;;
 esac

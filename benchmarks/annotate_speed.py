@@ -10,10 +10,11 @@ from pathlib import Path
 
 import torch
 
-from benthic import annotate, transfer
-from benthic.catami import load_hierarchies
+from benthic.transfer import core, encoders, hml_model
+from benthic.cli import annotate
+from benthic.hierarchy.catami import load_hierarchies
 from benthic.data.coral import CORAL_ROOT
-from benthic.hml import HMLHead
+from benthic.hierarchy.hml import HMLHead
 
 ENCODERS = {  # name -> encoder spec (input size in the spec)
     "small CNN, 32 px": {"kind": "random", "backbone": "small_cnn", "input_size": 32},
@@ -24,10 +25,10 @@ ENCODERS = {  # name -> encoder spec (input size in the spec)
 
 
 def checkpoint(spec: dict, folder: Path) -> Path:
-    encoder = transfer.build_encoder(spec)
+    encoder = encoders.build_encoder(spec)
     hier = load_hierarchies()
     head = HMLHead.from_hierarchies(encoder.feature_dim, hier, hidden=2048, dropout=0.7)
-    return transfer.save_hml_model(folder / "model.pt", transfer.Model(head, encoder).eval(), spec, hier)
+    return hml_model.save_hml_model(folder / "model.pt", core.Model(head, encoder).eval(), spec, hier)
 
 
 def main(n_images: int = 256, batch_size: int = 32) -> None:

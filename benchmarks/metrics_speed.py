@@ -1,4 +1,4 @@
-"""Time every metric of one milestone (benthic.metrics, as benthic.monitoring.evaluate_milestone runs
+"""Time every metric of one milestone (benthic.metrics, as benthic.monitoring.milestones.evaluate_milestone runs
 them) on synthetic clustered embeddings, after a warm-up that pays numba's compilation; then the UMAP
 variants (seeded or not, exact torch kNN or umap-learn's own) and the scaling with the sample count.
 
@@ -38,7 +38,7 @@ def timed(fn, *args, **kwargs):
 
 def milestone_times(z: np.ndarray, y: np.ndarray, k: int = 10, umap_seed: int | None = 0) -> dict[str, tuple[float, float]]:
     """(wall, process CPU) seconds per step of one milestone's evaluation, the same calls as
-    benthic.monitoring.evaluate_milestone; CPU time shows the cost when other processes share the cores."""
+    benthic.monitoring.milestones.evaluate_milestone; CPU time shows the cost when other processes share the cores."""
     out: dict[str, tuple[float, float]] = {}
 
     def wrap(name, fn, *a, **kw):
@@ -62,8 +62,9 @@ def milestone_times(z: np.ndarray, y: np.ndarray, k: int = 10, umap_seed: int | 
 
 
 def evaluate_milestone_seconds(z: np.ndarray, y: np.ndarray, umap_seed: int | None) -> float:
-    """Wall seconds of benthic.monitoring.evaluate_milestone on embeddings, as the notebooks call it."""
-    from benthic.monitoring import MonitorConfig, evaluate_milestone
+    """Wall seconds of benthic.monitoring.milestones.evaluate_milestone on embeddings, as the notebooks call it."""
+    from benthic.monitoring.config import MonitorConfig
+    from benthic.monitoring.milestones import evaluate_milestone
 
     _, sec = timed(evaluate_milestone, z, labels=y, config=MonitorConfig(umap_seed=umap_seed))
     return sec

@@ -21,10 +21,10 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from benthic.augment import STACKS, ViewAugmenter, view_config
+from benthic.models.augment import STACKS, ViewAugmenter, view_config
 from benthic.seed import default_device
 from benthic.ssl import METHODS
-from benthic.backbones import build_backbone
+from benthic.models.backbones import build_backbone
 
 
 def images(n: int) -> np.ndarray:

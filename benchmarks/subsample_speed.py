@@ -5,7 +5,7 @@ import sys
 import time
 
 from benthic.data.synthetic import synthetic_catalogue
-from benthic.subsample import spatial_subsample
+from benthic.data.subsample import spatial_subsample
 
 
 def main(n: int = 1_000_000, seed: int = 0) -> None:

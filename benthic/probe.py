@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .augment import prepare
-from .seed import default_device
+from benthic.models.augment import prepare
+from benthic.seed import default_device
 
 
 def knn_predict(train_z: np.ndarray | torch.Tensor, train_y: np.ndarray | torch.Tensor,

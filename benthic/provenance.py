@@ -8,7 +8,7 @@ import platform
 import subprocess
 import sys
 
-from .paths import ROOT
+from benthic.paths import ROOT
 
 
 def provenance(command: str | None = None) -> dict:

@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from benthic import annotate, cli, transfer
-from benthic.catami import load_hierarchies
-from benthic.hml import HMLHead
+from benthic.transfer import core, encoders, hml_model
+from benthic.cli import annotate, main as cli
+from benthic.hierarchy.catami import load_hierarchies
+from benthic.hierarchy.hml import HMLHead
 
 N_GOOD = 7
 
@@ -19,11 +20,11 @@ N_GOOD = 7
 def checkpoint(tmp_path_factory):
     """A small encoder + HML head checkpoint in the benthic-hml/1 format (weights need no training here)."""
     spec = {"kind": "random", "backbone": "small_cnn", "input_size": 32}
-    encoder = transfer.build_encoder(spec)
+    encoder = encoders.build_encoder(spec)
     hier = load_hierarchies()
     head = HMLHead.from_hierarchies(encoder.feature_dim, hier, hidden=16, dropout=0.0)
     path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    transfer.save_hml_model(path, transfer.Model(head, encoder).eval(), spec, hier)
+    hml_model.save_hml_model(path, core.Model(head, encoder).eval(), spec, hier)
     return path
 
 
@@ -149,11 +150,11 @@ def test_cli_writes_csv_and_contact_sheet(checkpoint, folder, tmp_path, capsys):
 def test_heads_without_training_labels_are_never_reported(tmp_path, folder):
     """A checkpoint trained on biota labels only: relief/bedforms outputs are noise and must not appear."""
     spec = {"kind": "random", "backbone": "small_cnn", "input_size": 32}
-    encoder = transfer.build_encoder(spec)
+    encoder = encoders.build_encoder(spec)
     hier = load_hierarchies()
     head = HMLHead.from_hierarchies(encoder.feature_dim, hier, hidden=16, dropout=0.0)
     path = tmp_path / "biota_only.pt"
-    transfer.save_hml_model(path, transfer.Model(head, encoder).eval(), spec, hier, trained_heads=["biota"])
+    hml_model.save_hml_model(path, core.Model(head, encoder).eval(), spec, hier, trained_heads=["biota"])
     _, heads, _ = annotate.load_predictor(path)
     assert heads == ["biota"]
     table = annotate.annotate(annotate.list_files(folder), path, tmp_path / "b.csv", base=folder, progress=False)

@@ -8,8 +8,7 @@ import pytest
 import torch
 from torchvision.transforms import functional as TF
 
-from benthic.augment import (BENTHICNET_MEAN, BENTHICNET_STD, STACKS, ViewAugmenter, _blur, hsv_to_rgb, prepare,
-                             rgb_to_hsv, view_config)
+from benthic.models.augment import BENTHICNET_MEAN, BENTHICNET_STD, STACKS, ViewAugmenter, _blur, hsv_to_rgb, prepare, rgb_to_hsv, view_config
 
 ZERO_ONE = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 IDENTITY = dict(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), hflip=0.0, jitter_p=0.0, grayscale_p=0.0, **ZERO_ONE)

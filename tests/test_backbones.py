@@ -7,7 +7,7 @@ import pytest
 import torch
 from torchvision.models import resnet18
 
-from benthic.backbones import BACKBONES, build_backbone
+from benthic.models.backbones import BACKBONES, build_backbone
 
 
 def n_params(m):
@@ -53,14 +53,11 @@ def test_vit_b_16_is_torchvision_base():
 
 
 def test_imagenet_names_delegate_to_pretrained(monkeypatch):
-    fake = types.ModuleType("benthic.pretrained")
-    fake.available_imagenet_models = lambda: ["efficientnet-lite0"]
-    net = torch.nn.Linear(3, 4)
-    fake.load_imagenet_encoder = lambda name: (net, 224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-    monkeypatch.setitem(sys.modules, "benthic.pretrained", fake)
-    import benthic
+    from benthic.models import pretrained
 
-    monkeypatch.setattr(benthic, "pretrained", fake, raising=False)
+    net = torch.nn.Linear(3, 4)
+    monkeypatch.setattr(pretrained, "available_imagenet_models", lambda: ["efficientnet-lite0"])
+    monkeypatch.setattr(pretrained, "load_imagenet_encoder", lambda name: (net, 224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)))
     for name in ("efficientnet-lite0", "imagenet:efficientnet-lite0"):
         enc = build_backbone(name)
         assert enc is net and enc.input_size == 224 and enc.mean == (0.5, 0.5, 0.5)

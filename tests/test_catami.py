@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benthic import catami
+from benthic.hierarchy import catami
 from benthic.paths import DATA_DIR
 
 # Hand tree: A(0) > B(1) > C(2), A > B > D(3), A > E(4); F(5) a second root.

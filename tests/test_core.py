@@ -5,7 +5,7 @@ import os
 import pytest
 
 from benthic import io, paths
-from benthic.notebooks import parse_value
+from benthic.cli.notebooks import parse_value
 
 
 def test_safe_join_keeps_paths_under_root(tmp_path):

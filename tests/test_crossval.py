@@ -9,8 +9,9 @@ from scipy import stats
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
-from benthic import crossval
-from benthic.transfer import TrainConfig
+
+from benthic.transfer import crossval, cv_stats, encoders
+from benthic.transfer.core import TrainConfig
 
 
 def _hand_scores():
@@ -21,7 +22,7 @@ def _hand_scores():
 
 def test_anova_equals_scipy_and_hand_computation():
     data, scores = _hand_scores()
-    table = crossval.anova(scores)
+    table = cv_stats.anova(scores)
     ref = stats.f_oneway(*data.values())
     assert table.loc[0, "F"] == pytest.approx(ref.statistic)
     assert table.loc[0, "p_value"] == pytest.approx(ref.pvalue)
@@ -37,15 +38,15 @@ def test_anova_equals_scipy_and_hand_computation():
 
 def test_anova_constant_groups_reports_undefined():
     scores = pd.DataFrame({"model": ["a", "a", "b", "b"], "fold": [0, 1, 0, 1], "macro_f1": [0.5, 0.5, 0.5, 0.5]})
-    table = crossval.anova(scores)
+    table = cv_stats.anova(scores)
     assert np.isnan(table.loc[0, "F"]) and not table.loc[0, "significant"] and "constant" in table.loc[0, "note"]
     with pytest.raises(ValueError, match="at least two"):
-        crossval.anova(scores[scores.model == "a"])
+        cv_stats.anova(scores[scores.model == "a"])
 
 
 def test_tukey_equals_scipy():
     data, scores = _hand_scores()
-    table = crossval.tukey(scores)
+    table = cv_stats.tukey(scores)
     ref = stats.tukey_hsd(*data.values())
     ci = ref.confidence_interval(0.95)
     names = list(data)
@@ -77,15 +78,15 @@ def test_grouped_folds_keep_groups_whole_and_stratify():
 
 
 def test_transfer_efficiency_hand_cases():
-    assert crossval.transfer_efficiency(0.7, 0.5, 0.9) == (pytest.approx(0.5), "")
-    assert crossval.transfer_efficiency(0.9, 0.5, 0.9)[0] == pytest.approx(1.0)
-    assert crossval.transfer_efficiency(1.0, 0.5, 0.9)[0] == pytest.approx(1.25)
-    assert crossval.transfer_efficiency(0.4, 0.5, 0.9)[0] == pytest.approx(-0.25)
-    value, reason = crossval.transfer_efficiency(0.7, 0.6, 0.6)
+    assert cv_stats.transfer_efficiency(0.7, 0.5, 0.9) == (pytest.approx(0.5), "")
+    assert cv_stats.transfer_efficiency(0.9, 0.5, 0.9)[0] == pytest.approx(1.0)
+    assert cv_stats.transfer_efficiency(1.0, 0.5, 0.9)[0] == pytest.approx(1.25)
+    assert cv_stats.transfer_efficiency(0.4, 0.5, 0.9)[0] == pytest.approx(-0.25)
+    value, reason = cv_stats.transfer_efficiency(0.7, 0.6, 0.6)
     assert np.isnan(value) and "does not beat scratch" in reason
-    value, reason = crossval.transfer_efficiency(0.7, 0.6, 0.5)
+    value, reason = cv_stats.transfer_efficiency(0.7, 0.6, 0.5)
     assert np.isnan(value) and reason
-    value, reason = crossval.transfer_efficiency(float("nan"), 0.6, 0.8)
+    value, reason = cv_stats.transfer_efficiency(float("nan"), 0.6, 0.8)
     assert np.isnan(value) and "not finite" in reason
 
 
@@ -94,14 +95,14 @@ def test_efficiency_table_per_fold_and_of_means():
     for f, (p, s, r) in enumerate([(0.7, 0.5, 0.9), (0.6, 0.5, 0.7), (0.8, 0.6, 0.6)]):
         rows += [{"model": "pre", "fold": f, "macro_f1": p}, {"model": "scr", "fold": f, "macro_f1": s},
                  {"model": "ref", "fold": f, "macro_f1": r}]
-    table = crossval.efficiency_table(pd.DataFrame(rows), "scr", "ref")
+    table = cv_stats.efficiency_table(pd.DataFrame(rows), "scr", "ref")
     row = table.iloc[0]
     assert row.model == "pre" and row.folds_defined == 2
     assert row.te_fold_mean == pytest.approx((0.5 + 0.5) / 2)
     assert row.te_of_means == pytest.approx((0.7 - 16 / 30) / (22 / 30 - 16 / 30))
     assert "1 of 3 fold(s) undefined: reference does not beat scratch" in row.note
     with pytest.raises(ValueError, match="not in the scores"):
-        crossval.efficiency_table(pd.DataFrame(rows), "scr", "missing")
+        cv_stats.efficiency_table(pd.DataFrame(rows), "scr", "missing")
 
 
 def test_cross_validate_scores_match_sklearn():
@@ -151,7 +152,7 @@ def test_small_end_to_end_run_and_timing():
                               finetune=TrainConfig(2, 1e-3, 1e-5, 16, False))
     spec = {"kind": "random", "backbone": "small_cnn", "input_size": 16}
     torch.manual_seed(0)
-    feats = {"cnn": crossval.transfer.features(crossval.transfer.build_encoder(spec), images)}
+    feats = {"cnn": encoders.features(encoders.build_encoder(spec), images)}
     models = [crossval.CVModel("cnn, probe", spec, "linear probe", 16), crossval.CVModel("ft", spec, "fine-tune", 16)]
     folds = crossval.grouped_folds(y, groups, cfg.k, cfg.seed)
     scores = crossval.run_models(models, images, y, folds, cfg, features=feats)

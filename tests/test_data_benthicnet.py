@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benthic.catami import load_hierarchies
+from benthic.hierarchy.catami import load_hierarchies
 from benthic.data import benthicnet as bn
 from benthic.paths import DATA_DIR
 

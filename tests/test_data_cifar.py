@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from benthic.data import cifar
-from benthic.data.cifar import (CIFAR10_NAMES, load_cifar, load_cifar_archive, stratified_subset)
+from benthic.data.cifar import CIFAR10_NAMES, load_cifar, load_cifar_archive, stratified_subset
 
 
 def _colour(split: str, cls: int, k: int) -> tuple[int, int, int]:

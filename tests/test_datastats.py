@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benthic import datastats
-from benthic.catami import load_hierarchies
+from benthic.data import stats as datastats
+from benthic.hierarchy.catami import load_hierarchies
 from benthic.data.synthetic import synthetic_catalogue
-from benthic.subsample import spatial_subsample
+from benthic.data.subsample import spatial_subsample
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from benthic.augment import ViewAugmenter, view_config
-from benthic.backbones import small_cnn
+from benthic.models.augment import ViewAugmenter, view_config
+from benthic.models.backbones import small_cnn
 from benthic import ssl
 from benthic.ssl import METHODS, trainer
 from benthic.ssl.base import convert_batchnorm

@@ -2,8 +2,8 @@
 
 import pytest
 
-from benthic.catami import load_hierarchies
-from benthic.describe import bedforms_phrase, biota_phrase, describe, relief_phrase, substrate_phrase
+from benthic.hierarchy.catami import load_hierarchies
+from benthic.hierarchy.describe import bedforms_phrase, biota_phrase, describe, relief_phrase, substrate_phrase
 
 
 def test_the_issue_example():

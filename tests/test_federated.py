@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from benthic import federated as fd
-from benthic import translate
-from benthic.catami import Hierarchy
+from benthic.transfer import federated as fd
+from benthic.transfer.hml_probe import stack_targets, subset_targets
+from benthic.hierarchy import translate
+from benthic.hierarchy.catami import Hierarchy
 
 PATHS = {"biota": [("Biota", "Sponges"), ("Biota", "Corals", "Hard"), ("Biota", "Corals", "Soft")],
          "substrate": [("Substrate", "Rock"), ("Substrate", "Sand")],
@@ -47,7 +48,7 @@ def test_weights_round_trip_and_errors():
 def test_fedprox_term_keeps_weights_near_start():
     x, targets, hier = _data()
     cfg = fd.get_config("smoke", hidden=8, dropout=0.0, local_epochs=5, lr=5e-2)
-    y, m = fd.transfer.stack_targets(targets, list(hier))
+    y, m = stack_targets(targets, list(hier))
     moved = {}
     for mu in (0.0, 50.0):
         head = fd.build_head(6, hier, cfg, 0)
@@ -92,7 +93,7 @@ def test_condition_tree_groups_keep_their_own_labels():
                               groups=translate.default_groups(tuple(tree), shallow_depth=1))
     assert [p.name for p in parties] == ["full", "shallow", "condition only", "stressor only"]
     assert sorted(np.concatenate([p.x[:, 0] for p in parties])) == list(range(48))
-    y, m = fd.transfer.stack_targets(targets, list(tree))
+    y, m = stack_targets(targets, list(tree))
     assert m.all()  # exhaustive: every node of every tile known
     depth = np.concatenate([tree[h].depth for h in tree])
     cond = np.arange(9) < 4
@@ -116,12 +117,12 @@ def test_prior_head_scores_the_training_positive_rates():
     train = [["Healthy coral", "Disease"]] * 3 + [["Healthy coral"]] * 5 + [["Background"]] * 2
     test = [["Healthy coral"]] * 2 + [["Healthy coral", "Disease"], ["Dead coral", "Disease"], ["Background"]]
     targets, tree = _condition_targets(train + test)
-    y, m = fd.transfer.stack_targets(targets, list(tree))
+    y, m = stack_targets(targets, list(tree))
     cfg = fd.get_config("smoke", hidden=8)
     rng = np.random.default_rng(0)
     parties = [fd.Party("a", rng.normal(size=(6, 3)), y[:6], m[:6]), fd.Party("b", rng.normal(size=(4, 3)), y[6:10], m[6:10])]
     head = fd.prior_head(parties, tree, cfg)
-    s = fd.scores(head, rng.normal(size=(5, 3)) * 10, fd.transfer.subset_targets(targets, np.arange(10, 15)), tree)
+    s = fd.scores(head, rng.normal(size=(5, 3)) * 10, subset_targets(targets, np.arange(10, 15)), tree)
     # the prior calls coral and healthy coral present on every tile, everything else absent
     # condition F1 per node with a test positive: coral 2*4/(4+5), healthy 2*3/(3+5), dead 0
     assert s["macro_f1_condition"] == pytest.approx((8 / 9 + 0.75 + 0) / 3)
@@ -141,7 +142,7 @@ def test_prior_head_scores_the_training_positive_rates():
 
 def test_fedavg_aggregates_sample_weighted_mean_and_lowers_loss():
     x, targets, hier = _data(n=60)
-    y, m = fd.transfer.stack_targets(targets, list(hier))
+    y, m = stack_targets(targets, list(hier))
     parties = [fd.Party("a", x[:40], y[:40], m[:40]), fd.Party("b", x[40:], y[40:], m[40:])]  # unequal sizes
     cfg = fd.get_config("smoke", rounds=2, local_epochs=5, hidden=16, dropout=0.0, lr=2e-2, batch_size=32)
     record = []

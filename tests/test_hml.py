@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, f1_score
 
-from benthic import hml
+from benthic.hierarchy import hml
 
 # 4 nodes: 0 = A, 1 = A > B, 2 = A > C, 3 = D (a second root)
 PARENT = np.array([-1, 0, 0, -1])

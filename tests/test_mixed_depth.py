@@ -5,7 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benthic import catami, mixed_depth, transfer, translate
+from benthic.transfer import config, core, hml_probe
+from benthic.hierarchy import catami, translate
+from benthic.transfer import mixed_depth
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,7 @@ def test_mixed_depth_experiment_uses_the_same_test_set_for_every_arm(hier):
                                           "Biologenic > Coral rubble"], "exact": [True, True], "note": ["", ""]})
     targets = translate.translate_multi_hot(np.eye(2)[kind], names, table, hier)
     photos = np.repeat(np.arange(40), 6)
-    cfg = transfer.TransferConfig(hml=transfer.TrainConfig(20, 1e-2, 1e-5, 64, False), hml_hidden=16,
+    cfg = config.TransferConfig(hml=core.TrainConfig(20, 1e-2, 1e-5, 64, False), hml_hidden=16,
                                   hml_dropout=0.0, mixed_seeds=(0,), mixed_full_shares=(0.25, 0.5))
     res = mixed_depth.mixed_depth_experiment(z, targets, hier, photos, cfg)
     assert set(res["arm"]) == set(mixed_depth.MIXED_ARMS) and set(res["full_share"]) == {0.25, 0.5}
@@ -37,7 +39,7 @@ def test_mixed_depth_experiment_uses_the_same_test_set_for_every_arm(hier):
     assert upper.groupby("full_share")["subset_accuracy"].apply(tuple).nunique() == 1
     masked = res[(res["arm"] == mixed_depth.MIXED_ARMS[0]) & (res["full_share"] == 0.5)].set_index("head")
     assert masked.loc["biota", "subset_accuracy"] == 1.0 and masked.loc["substrate", "subset_accuracy"] == 1.0
-    fig = mixed_depth.plot_mixed_depth(transfer.hml_summary(res, by=("full_share", "arm", "head")))
+    fig = mixed_depth.plot_mixed_depth(hml_probe.hml_summary(res, by=("full_share", "arm", "head")))
     assert len(fig.axes) == 6 and len(fig.axes[0].lines) >= 4  # 2 heads x 3 metrics, a line per arm
 
 

@@ -9,11 +9,13 @@ from scipy import stats
 from sklearn.metrics import silhouette_score
 from torch import nn
 
+from benthic.monitoring import collapse, hook, milestones, tables
+from benthic.monitoring.config import LABEL_FREE, MonitorConfig
 from benthic import metrics as M
-from benthic import monitoring as mon
-from benthic.paper_tables import paper_long, pearson_p
 
-FAST = mon.MonitorConfig(n_neighbors=15)
+from benthic.monitoring.paper_tables import paper_long, pearson_p
+
+FAST = MonitorConfig(n_neighbors=15)
 
 
 def blobs(n=240, k=4, d=32, spread=0.3, seed=0):
@@ -26,7 +28,7 @@ def blobs(n=240, k=4, d=32, spread=0.3, seed=0):
 def test_evaluate_milestone_on_clustered_embeddings():
     z, y = blobs()
     z_train, y_train = z[::2], y[::2]
-    row = mon.evaluate_milestone(z[1::2], labels=y[1::2], n_classes=4, lp=True, knn=True,
+    row = milestones.evaluate_milestone(z[1::2], labels=y[1::2], n_classes=4, lp=True, knn=True,
                                  train_images=z_train, train_labels=y_train, config=FAST, return_arrays=True)
     zs, ys = z[1::2], y[1::2]
     assert row["notes"] == "" and row["n"] == 120 and (row["k1"], row["k2"]) == (4, 8)
@@ -42,7 +44,7 @@ def test_evaluate_milestone_on_clustered_embeddings():
 
 
 def test_label_based_metrics_rise_as_clusters_form():
-    rows = [mon.evaluate_milestone(blobs(spread=s)[0], labels=blobs(spread=s)[1], config=FAST)
+    rows = [milestones.evaluate_milestone(blobs(spread=s)[0], labels=blobs(spread=s)[1], config=FAST)
             for s in (20.0, 5.0, 0.3)]
     ami = [r["ami_c1_gt"] for r in rows]
     sgt = [r["s_gt"] for r in rows]
@@ -51,29 +53,29 @@ def test_label_based_metrics_rise_as_clusters_form():
 
 def test_degenerate_milestones_give_nan_with_reason():
     const = np.ones((120, 16), np.float32)
-    row = mon.evaluate_milestone(const, n_classes=4, config=FAST)
+    row = milestones.evaluate_milestone(const, n_classes=4, config=FAST)
     assert np.isnan(row["entropy"]) and np.isnan(row["s1"]) and np.isnan(row["ami_c1_c2"])
     assert "umap" in row["notes"] and "distinct row" in row["notes"] and "alpha-ReQ" in row["notes"]
     assert row["rankme"] == pytest.approx(1.0, abs=1e-4)  # one direction
 
     z, y = blobs()
     z[[3, 7]] = np.nan
-    row = mon.evaluate_milestone(z, labels=y, config=FAST)
+    row = milestones.evaluate_milestone(z, labels=y, config=FAST)
     assert row["n"] == 238 and "dropped 2 of 240 non-finite" in row["notes"] and np.isfinite(row["entropy"])
 
-    row = mon.evaluate_milestone(np.full((100, 8), np.nan), n_classes=3, config=FAST)
+    row = milestones.evaluate_milestone(np.full((100, 8), np.nan), n_classes=3, config=FAST)
     assert row["n"] == 0 and np.isnan(row["rankme"]) and "undefined" in row["notes"]
 
-    row = mon.evaluate_milestone(z[:10], labels=y[:10], config=FAST)  # fewer samples than neighbours
+    row = milestones.evaluate_milestone(z[:10], labels=y[:10], config=FAST)  # fewer samples than neighbours
     assert np.isnan(row["entropy"]) and "needs more than 15 samples" in row["notes"]
 
-    row = mon.evaluate_milestone(blobs()[0], labels=np.zeros(240, int), n_classes=4, config=FAST)
+    row = milestones.evaluate_milestone(blobs()[0], labels=np.zeros(240, int), n_classes=4, config=FAST)
     assert np.isnan(row["s_gt"]) and "S_GT" in row["notes"] and row["ami_c1_gt"] == pytest.approx(0.0)
 
     with pytest.raises(ValueError, match="n_classes"):
-        mon.evaluate_milestone(blobs()[0], config=FAST)
+        milestones.evaluate_milestone(blobs()[0], config=FAST)
     with pytest.raises(ValueError, match="labels have shape"):
-        mon.evaluate_milestone(blobs()[0], labels=np.zeros(5), config=FAST)
+        milestones.evaluate_milestone(blobs()[0], labels=np.zeros(5), config=FAST)
 
 
 def _run_table(seed=0, n=12):
@@ -87,7 +89,7 @@ def _run_table(seed=0, n=12):
 
 def test_pearson_table_equals_scipy_with_and_without_init():
     df = _run_table()
-    table = mon.pearson_table(df, ("ami_c1_gt", "entropy", "s1", "rankme"))
+    table = tables.pearson_table(df, ("ami_c1_gt", "entropy", "s1", "rankme"))
     assert set(table.init) == {"w/ init", "w/o init"}
     for m in ("ami_c1_gt", "entropy", "s1"):
         for init, sub in (("w/ init", df), ("w/o init", df[df.epoch != 0])):
@@ -97,7 +99,7 @@ def test_pearson_table_equals_scipy_with_and_without_init():
             assert cell.n == len(sub) and cell.significant == (ref.pvalue < 0.05)
     const = table[table.metric == "rankme"].iloc[0]
     assert np.isnan(const.r) and const.note == "constant input" and not const.significant
-    wide = mon.wide_pearson(table)
+    wide = tables.wide_pearson(table)
     row = wide[wide.metric == "H(Z3)"].iloc[0]
     assert row["simclr cifar10 w/ init"].startswith("-0.9")  # significant negative: plain number
     assert wide[wide.metric == "RankMe"].iloc[0]["simclr cifar10 w/ init"] == "n/a"
@@ -109,7 +111,7 @@ def test_pearson_table_equals_scipy_with_and_without_init():
 def test_render_pearson_table_colours_cells_like_the_paper():
     long = pd.DataFrame({"method": "m", "dataset": "d", "init": "w/ init", "metric": ["ami_c1_gt", "entropy", "s1"],
                          "r": [0.9, -0.8, 0.1], "p": [0.001, 0.01, 0.5]})
-    fig = mon.render_pearson_table(long)
+    fig = tables.render_pearson_table(long)
     colours = {t.get_text(): t.get_color() for t in fig.axes[0].texts}
     assert colours["0.90"] == "black" and colours["-0.80"] == "#c0392b" and colours["0.10"] == "#a0a0a0"
 
@@ -117,12 +119,12 @@ def test_render_pearson_table_colours_cells_like_the_paper():
 def test_compare_with_paper_counts_agreement():
     paper = paper_long("I")
     ours = paper.rename(columns={"group": "method", "p_derived": "p"}).drop(columns="source")
-    counts = mon.agreement_counts(mon.compare_with_paper(ours, paper))
+    counts = tables.agreement_counts(tables.compare_with_paper(ours, paper))
     assert counts == {"cells": 60, "sign": 60, "significance": 60, "colour": 60}
     flipped = ours.copy()
     i = flipped.index[(flipped.metric == "ami_c1_gt") & (flipped.method == "simclr")][0]
     flipped.loc[i, "r"] = -flipped.loc[i, "r"]
-    counts = mon.agreement_counts(mon.compare_with_paper(flipped, paper))
+    counts = tables.agreement_counts(tables.compare_with_paper(flipped, paper))
     assert (counts["sign"], counts["significance"], counts["colour"]) == (59, 60, 59)
 
 
@@ -138,12 +140,12 @@ def test_paper_p_values_follow_from_r_and_n():
 
 def test_outlier_milestones_and_collapse_summary():
     df = pd.DataFrame({"epoch": [0, 20, 40], "n_outliers": [0, 3, 0]})
-    assert mon.outlier_milestones(df).epoch.tolist() == [20]
+    assert tables.outlier_milestones(df).epoch.tolist() == [20]
     s_full = np.ones(8)
     s_coll = np.array([1.0, 0.5] + [1e-6] * 6)
     spectra = pd.DataFrame([{"method": "x", "dataset": "d", "epoch": e, "rank": k + 1, "singular_value": s[k]}
                             for e, s in ((0, s_full), (100, s_coll)) for k in range(8)])
-    summary = mon.collapse_summary(spectra).iloc[0]
+    summary = collapse.collapse_summary(spectra).iloc[0]
     assert (summary.dims_above_first, summary.dims_above_last) == (8, 2)
     assert summary.eff_rank_first == pytest.approx(8, rel=1e-4) and summary.eff_rank_last < 2.1
 
@@ -163,7 +165,7 @@ class _Flatten(nn.Module):
 
 def test_monitor_logs_label_free_metrics_per_milestone():
     images = np.random.default_rng(0).integers(0, 255, size=(80, 8, 8, 3), dtype=np.uint8)
-    monitor = mon.MilestoneMonitor(images, n_classes=3, config=FAST, device="cpu")
+    monitor = hook.MilestoneMonitor(images, n_classes=3, config=FAST, device="cpu")
     enc = _Flatten()
     first = monitor(0, enc)
     monitor(5, enc)
@@ -172,7 +174,7 @@ def test_monitor_logs_label_free_metrics_per_milestone():
     z = enc(torch.from_numpy((images / 255.0 - 0.5) / 0.25).permute(0, 3, 1, 2).float()).detach().numpy()
     assert first["rankme"] == pytest.approx(M.rankme(z), rel=1e-4)
     assert table.entropy.iloc[0] == table.entropy.iloc[1]  # same encoder, seeded UMAP
-    assert len(monitor.plot().axes) == len(mon.LABEL_FREE)
+    assert len(monitor.plot().axes) == len(LABEL_FREE)
 
 
 def test_train_with_monitor_and_evaluate_run(tmp_path):
@@ -182,17 +184,17 @@ def test_train_with_monitor_and_evaluate_run(tmp_path):
     images = rng.integers(0, 255, size=(128, 8, 8, 3), dtype=np.uint8)
     labels = np.arange(128) % 4
     config = get_config("smoke", "simclr", batch_size=64, progress=False, device="cpu")
-    monitor = mon.MilestoneMonitor(images[:64], n_classes=4, config=FAST, device="cpu")
-    paths = mon.train_with_monitor(config, monitor, images=images)
+    monitor = hook.MilestoneMonitor(images[:64], n_classes=4, config=FAST, device="cpu")
+    paths = hook.train_with_monitor(config, monitor, images=images)
     assert monitor.table.epoch.tolist() == list(config.milestone_epochs()) == [0, 1, 2]
-    replay = mon.MilestoneMonitor(images[:64], n_classes=4, config=FAST, device="cpu")
-    assert mon.train_with_monitor(config, replay, images=images) == paths  # finished run: replays each milestone
+    replay = hook.MilestoneMonitor(images[:64], n_classes=4, config=FAST, device="cpu")
+    assert hook.train_with_monitor(config, replay, images=images) == paths  # finished run: replays each milestone
     pd.testing.assert_frame_equal(replay.table.drop(columns="seconds"), monitor.table.drop(columns="seconds"))
-    table, spectra = mon.evaluate_run(paths, images[:64], labels[:64], meta={"method": "simclr"},
+    table, spectra = milestones.evaluate_run(paths, images[:64], labels[:64], meta={"method": "simclr"},
                                       cache_dir=tmp_path, config=FAST, device="cpu")
     assert table.epoch.tolist() == [0, 1, 2] and (table.method == "simclr").all()
     np.testing.assert_allclose(table.rankme, monitor.table.rankme, rtol=1e-5)
     assert set(spectra.epoch) == {0, 1, 2} and spectra["rank"].max() <= 64
-    again, _ = mon.evaluate_run(paths, images[:64], labels[:64], meta={"method": "simclr"}, cache_dir=tmp_path,
+    again, _ = milestones.evaluate_run(paths, images[:64], labels[:64], meta={"method": "simclr"}, cache_dir=tmp_path,
                                 config=FAST, device="cpu")
     pd.testing.assert_frame_equal(table.drop(columns="seconds"), again.drop(columns="seconds"))

@@ -3,7 +3,7 @@
 
 import pytest
 
-from benthic import notebooks
+from benthic.cli import notebooks
 from benthic.paths import output_dir
 
 BOOKS = notebooks.numbered_notebooks()

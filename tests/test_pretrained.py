@@ -6,7 +6,7 @@ import pytest
 import torch
 from sklearn.datasets import load_sample_image
 
-from benthic import pretrained
+from benthic.models import pretrained
 
 
 def _china(size: int, mean, std, antialias: bool = False) -> torch.Tensor:

@@ -9,8 +9,7 @@ import pytest
 
 from benthic import paths, ssl
 from benthic.paths import RESULTS_DIR
-from benthic.ssl.evaluate import (load_results, paper_results_path, plot_knn, plot_loss, results_to_render,
-                                  save_results)
+from benthic.ssl.evaluate import load_results, paper_results_path, plot_knn, plot_loss, results_to_render, save_results
 
 
 def test_save_results_strict_json_with_provenance(tmp_path):
@@ -90,7 +89,7 @@ def test_paper_scale_renders_committed_results_only_when_present(monkeypatch, tm
 
 @pytest.mark.notebook
 def test_notebook_01_at_paper_scale_renders_a_results_file_without_training(monkeypatch, tmp_path):
-    from benthic import notebooks
+    from benthic.cli import notebooks
 
     monkeypatch.setenv("BENTHIC_FIGURES", str(tmp_path / "figures"))
     monkeypatch.setenv("BENTHIC_RUNS", str(tmp_path / "runs"))

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benthic.augment import ViewAugmenter, view_config
-from benthic.backbones import small_cnn
+from benthic.models.augment import ViewAugmenter, view_config
+from benthic.models.backbones import small_cnn
 from benthic.ssl import METHODS
 from benthic.ssl.moco import MoCoV2, info_nce
 from benthic.ssl.simclr import SimCLR

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from benthic import ssl
-from benthic.augment import prepare
+from benthic.models.augment import prepare
 from benthic.ssl import trainer
 from helpers import nan_after
 

@@ -6,8 +6,7 @@ import pytest
 from sklearn.metrics.pairwise import haversine_distances
 
 from benthic.data.synthetic import synthetic_catalogue
-from benthic.subsample import (EARTH_RADIUS_M, SubsampleConfig, haversine_m, spatial_partition,
-                               spatial_subsample, subsample_site, thin_track, Track)
+from benthic.data.subsample import EARTH_RADIUS_M, SubsampleConfig, haversine_m, spatial_partition, spatial_subsample, subsample_site, thin_track, Track
 
 M_PER_DEG = np.pi * EARTH_RADIUS_M / 180
 
@@ -145,7 +144,7 @@ def test_track_that_doubles_back_keeps_pairs_apart():
 
 def test_real_benthicnet_rows():
     """The shipped real rows (ISO datetimes, some with offsets; an image with two annotation rows)."""
-    from benthic import datastats
+    from benthic.data import stats as datastats
 
     df = datastats.benthicnet_shipped()
     kept, report = spatial_subsample(df, progress=False)

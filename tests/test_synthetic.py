@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benthic import catami
+from benthic.hierarchy import catami
 from benthic.data.synthetic import LABELLED_COLUMNS, SUBSET_COLUMNS, synthetic_catalogue
 from benthic.paths import DATA_DIR
 

@@ -6,9 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benthic import cli, ssl, train
+from benthic.monitoring import config
+from benthic.cli import main as cli, train
+from benthic import ssl
 from benthic import metrics as M
-from benthic import monitoring as mon
+
 
 
 def test_train_cli_with_monitor_logs_each_milestone(monkeypatch, tmp_path, capsys):
@@ -23,7 +25,7 @@ def test_train_cli_with_monitor_logs_each_milestone(monkeypatch, tmp_path, capsy
     (log_file,) = tmp_path.rglob("monitor.csv")  # beside the milestones
     assert str(log_file.parent) == str(Path(paths[0]).parent)
     log = pd.read_csv(log_file)
-    assert log.epoch.tolist() == [0, 1] and set(mon.LABEL_FREE) <= set(log.columns)
+    assert log.epoch.tolist() == [0, 1] and set(config.LABEL_FREE) <= set(log.columns)
     images = train.monitor_images("cifar10", 120, seed=0)  # the same unlabelled images the monitor drew
     z = ssl.embed(ssl.load_encoder(paths[-1]), images, device="cpu")
     assert log.rankme.iloc[-1] == pytest.approx(M.rankme(z), rel=1e-5)

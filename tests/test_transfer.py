@@ -7,12 +7,14 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from benthic import catami, hml, transfer, translate
+from benthic.transfer import config, core, encoders, hml_model, hml_probe, onehot
+from benthic.hierarchy import catami, hml, translate
+from benthic.data.coral import split_by_photo
 from benthic.paths import DATA_DIR
 
-TINY = transfer.TransferConfig(image_size=16, fractions=(0.5, 1.0), seeds=(0,), test_fraction=0.3,
-                               probe=transfer.TrainConfig(60, 1e-2, 1e-5, 64, False),
-                               hml=transfer.TrainConfig(30, 1e-2, 1e-5, 64, False), hml_hidden=32, hml_dropout=0.0)
+TINY = config.TransferConfig(image_size=16, fractions=(0.5, 1.0), seeds=(0,), test_fraction=0.3,
+                               probe=core.TrainConfig(60, 1e-2, 1e-5, 64, False),
+                               hml=core.TrainConfig(30, 1e-2, 1e-5, 64, False), hml_hidden=32, hml_dropout=0.0)
 
 
 def _blobs(n=300, d=8, k=3, seed=0, spread=0.3):
@@ -25,15 +27,15 @@ def _blobs(n=300, d=8, k=3, seed=0, spread=0.3):
 def test_linear_probe_separates_separable_features_like_sklearn():
     x, y = _blobs()
     tr, te = np.arange(200), np.arange(200, 300)
-    model = transfer.train_onehot(x[tr], y[tr], 3, TINY.probe, seed=0)
-    pred = transfer.predict(model, x[te]).argmax(1)
-    ours = transfer.onehot_metrics(y[te], pred)["accuracy"]
+    model = onehot.train_onehot(x[tr], y[tr], 3, TINY.probe, seed=0)
+    pred = core.predict(model, x[te]).argmax(1)
+    ours = onehot.onehot_metrics(y[te], pred)["accuracy"]
     ref = LogisticRegression(max_iter=1000).fit(x[tr], y[tr]).score(x[te], y[te])
     assert ref == 1.0 and ours == 1.0
     # noisy, overlapping classes: our probe is within a few points of scikit-learn's logistic regression
     x, y = _blobs(n=600, spread=3.0, seed=1)
     tr, te = np.arange(400), np.arange(400, 600)
-    ours = transfer.onehot_metrics(y[te], transfer.predict(transfer.train_onehot(x[tr], y[tr], 3, TINY.probe, 0),
+    ours = onehot.onehot_metrics(y[te], core.predict(onehot.train_onehot(x[tr], y[tr], 3, TINY.probe, 0),
                                                            x[te]).argmax(1))["accuracy"]
     ref = LogisticRegression(max_iter=1000).fit(x[tr], y[tr]).score(x[te], y[te])
     assert abs(ours - ref) < 0.06
@@ -41,8 +43,8 @@ def test_linear_probe_separates_separable_features_like_sklearn():
 
 def test_training_is_deterministic_with_a_seed():
     x, y = _blobs(n=120, spread=2.0)
-    a = transfer.predict(transfer.train_onehot(x, y, 3, TINY.probe, seed=4), x)
-    b = transfer.predict(transfer.train_onehot(x, y, 3, TINY.probe, seed=4), x)
+    a = core.predict(onehot.train_onehot(x, y, 3, TINY.probe, seed=4), x)
+    b = core.predict(onehot.train_onehot(x, y, 3, TINY.probe, seed=4), x)
     assert np.array_equal(a, b)
 
 
@@ -52,37 +54,37 @@ def test_fine_tuning_a_random_cnn_learns_a_colour_task():
     images = rng.integers(0, 60, (64, 12, 12, 3)).astype(np.uint8)
     images[y == 1, :, :, 0] += 150  # red tiles
     torch.manual_seed(0)
-    encoder = transfer.build_encoder({"kind": "random", "backbone": "small_cnn"})
+    encoder = encoders.build_encoder({"kind": "random", "backbone": "small_cnn"})
     before = [p.detach().clone() for p in encoder.parameters()]
-    cfg = transfer.TrainConfig(epochs=8, lr=3e-3, batch_size=16)
-    model = transfer.train_onehot(images, y, 2, cfg, seed=0, encoder=encoder, size=12)
+    cfg = core.TrainConfig(epochs=8, lr=3e-3, batch_size=16)
+    model = onehot.train_onehot(images, y, 2, cfg, seed=0, encoder=encoder, size=12)
     assert any(not torch.equal(b, p) for b, p in zip(before, model.encoder.parameters()))  # encoder trained
-    pred = transfer.predict(model, images, size=12).argmax(1)
+    pred = core.predict(model, images, size=12).argmax(1)
     assert (pred == y).mean() >= 0.95
 
 
 def test_label_subset_is_stratified_with_one_per_class_at_least():
     y = np.array([0] * 100 + [1] * 20 + [2] * 3)
-    idx = transfer.label_subset(y, 0.1, seed=0)
+    idx = onehot.label_subset(y, 0.1, seed=0)
     counts = np.bincount(y[idx], minlength=3)
     assert counts.tolist() == [10, 2, 1] and np.all(np.diff(idx) > 0)
-    assert np.array_equal(transfer.label_subset(y, 1.0, 5), np.arange(len(y)))
-    assert not np.array_equal(transfer.label_subset(y, 0.5, 0), transfer.label_subset(y, 0.5, 1))
+    assert np.array_equal(onehot.label_subset(y, 1.0, 5), np.arange(len(y)))
+    assert not np.array_equal(onehot.label_subset(y, 0.5, 0), onehot.label_subset(y, 0.5, 1))
     with pytest.raises(ValueError):
-        transfer.label_subset(y, 0.0, 0)
+        onehot.label_subset(y, 0.0, 0)
 
 
 def test_condition_task_keeps_tiles_with_exactly_one_condition():
     names = ["Background", "Healthy coral", "Compromised coral", "Dead coral", "Rubble"]
     labels = np.array([[0, 1, 0, 0, 1], [0, 1, 1, 0, 0], [0, 0, 0, 1, 0], [1, 0, 0, 0, 0], [0, 0, 1, 0, 0]])
-    idx, y = transfer.condition_task(labels, names)
+    idx, y = onehot.condition_task(labels, names)
     assert idx.tolist() == [0, 2, 4] and y.tolist() == [0, 2, 1]
 
 
 def test_summarize_gives_mean_and_spread_over_seeds():
     df = pd.DataFrame({"encoder": ["a"] * 3, "protocol": ["p"] * 3, "fraction": [0.1] * 3,
                        "accuracy": [0.5, 0.6, 0.7], "macro_f1": [0.1, 0.2, 0.3]})
-    s = transfer.summarize(df)
+    s = onehot.summarize(df)
     assert s.loc[0, "accuracy_mean"] == pytest.approx(0.6) and s.loc[0, "accuracy_std"] == pytest.approx(0.1)
     assert s.loc[0, "seeds"] == 3
 
@@ -94,19 +96,19 @@ def hier():
 
 def test_hml_checkpoint_round_trip_and_annotation(hier, tmp_path):
     torch.manual_seed(0)
-    encoder = transfer.build_encoder({"kind": "random", "backbone": "small_cnn", "input_size": 16})
+    encoder = encoders.build_encoder({"kind": "random", "backbone": "small_cnn", "input_size": 16})
     head = hml.HMLHead.from_hierarchies(encoder.feature_dim, hier, hidden=16)
-    model = transfer.Model(head, encoder).eval()
+    model = core.Model(head, encoder).eval()
     images = np.random.default_rng(0).integers(0, 255, (5, 20, 20, 3)).astype(np.uint8)
-    path = transfer.save_hml_model(tmp_path / "m.pt", model, {"kind": "random", "backbone": "small_cnn"}, hier)
+    path = hml_model.save_hml_model(tmp_path / "m.pt", model, {"kind": "random", "backbone": "small_cnn"}, hier)
     raw = torch.load(path, weights_only=True)
     assert raw["format"] == "benthic-hml/1" and set(raw["heads"]) == set(catami.HEADS)
-    loaded, hier2, _ = transfer.load_hml_model(path)
-    a = transfer.hml_probabilities(model, images, 16)
-    b = transfer.hml_probabilities(loaded, images, 16)
+    loaded, hier2, _ = hml_model.load_hml_model(path)
+    a = hml_probe.hml_probabilities(model, images, 16)
+    b = hml_probe.hml_probabilities(loaded, images, 16)
     assert all(np.allclose(a[h], b[h], atol=1e-6) for h in a)
     assert all(hier2[h].nodes == hier[h].nodes for h in hier)
-    notes = transfer.annotate_images(loaded, hier2, images)
+    notes = hml_model.annotate_images(loaded, hier2, images)
     assert len(notes) == 5 and set(notes[0]) == set(catami.HEADS)
     for h, (path_, prob) in notes[0].items():
         assert path_ == () or path_ in hier[h].index
@@ -124,8 +126,8 @@ def test_hml_training_uses_partial_labels(hier):
                                           "[SUBSTRATE] > Substrate > Unconsolidated (soft) > Pebble / gravel > "
                                           "Biologenic > Coral rubble"], "exact": [True, True], "note": ["", ""]})
     targets = translate.translate_multi_hot(np.eye(2)[kind], names, table, hier)
-    model = transfer.train_hml(z[:150], transfer.subset_targets(targets, np.arange(150)), hier, TINY, seed=0)
-    probs = transfer.hml_probabilities(model, z[150:])
+    model = hml_probe.train_hml(z[:150], hml_probe.subset_targets(targets, np.arange(150)), hier, TINY, seed=0)
+    probs = hml_probe.hml_probabilities(model, z[150:])
     te = np.arange(150, 200)
     res = hml.evaluate(probs, {h: t[te] for h, (t, _) in targets.items()}, {h: m[te] for h, (_, m) in targets.items()},
                        hier).set_index("head")
@@ -149,29 +151,29 @@ def test_benthicnet_csv_with_stand_in_images_runs_the_same_hml_pipeline(hier, tm
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(path)  # format from the extension
     with pytest.warns(UserWarning):
-        images, targets, groups, rows = transfer.load_benthicnet_hml(csv, tmp_path / "img", 16, hier)
+        images, targets, groups, rows = hml_probe.load_benthicnet_hml(csv, tmp_path / "img", 16, hier)
     assert images.shape == (len(grouped) - 1, 16, 16, 3) and len(groups) == len(rows) == len(images)
     assert set(targets) == set(catami.HEADS)
     y, m = targets["substrate"]
     assert m.any(axis=1).sum() == sum(1 for p in rows["substrate"] if p)  # labelled heads only
     torch.manual_seed(0)
-    encoder = transfer.build_encoder({"kind": "random", "backbone": "small_cnn", "input_size": 16})
-    z = transfer.features(encoder, images)
-    model = transfer.train_hml(z, targets, hier, TINY, seed=0)
-    probs = transfer.hml_probabilities(model, z)
+    encoder = encoders.build_encoder({"kind": "random", "backbone": "small_cnn", "input_size": 16})
+    z = encoders.features(encoder, images)
+    model = hml_probe.train_hml(z, targets, hier, TINY, seed=0)
+    probs = hml_probe.hml_probabilities(model, z)
     res = hml.evaluate(probs, {h: t for h, (t, _) in targets.items()}, {h: mm for h, (_, mm) in targets.items()}, hier)
     assert "substrate" in set(res["head"]) and res["n"].sum() >= 1
     with pytest.raises(FileNotFoundError, match="download"):
-        transfer.load_benthicnet_hml(csv, tmp_path / "nowhere", 16, hier)
+        hml_probe.load_benthicnet_hml(csv, tmp_path / "nowhere", 16, hier)
     with pytest.raises(FileNotFoundError, match="labelled CSV"):
-        transfer.load_benthicnet_hml(tmp_path / "none.csv", tmp_path / "img", 16, hier)
+        hml_probe.load_benthicnet_hml(tmp_path / "none.csv", tmp_path / "img", 16, hier)
 
 
 def test_findings_name_the_leader_and_compare_the_gap_with_the_spread():
     s = pd.DataFrame({"encoder": ["ssl", "imagenet", "ssl", "imagenet"], "protocol": ["probe"] * 4,
                       "fraction": [0.1, 0.1, 1.0, 1.0], "macro_f1_mean": [0.60, 0.50, 0.70, 0.69],
                       "macro_f1_std": [0.02, 0.03, 0.05, 0.04], "seeds": [3] * 4})
-    low, high = transfer.findings(s)
+    low, high = onehot.findings(s)
     assert low.startswith("probe, 10% of labels: ssl leads") and "larger than the seed spread 0.030" in low
     assert "within the seed spread 0.050" in high
 
@@ -187,9 +189,9 @@ def test_hml_prior_scores_each_node_by_its_training_rate(hier):
     labels[::10, 1] = 1
     photos = np.arange(100) % 20
     targets = translate.translate_multi_hot(labels, names, table, hier)
-    cfg = transfer.TransferConfig(seeds=(0,))
-    res = transfer.hml_prior(targets, hier, photos, cfg).set_index("head")
-    _, te = transfer.split_by_photo(photos, cfg.test_fraction, 0)
+    cfg = config.TransferConfig(seeds=(0,))
+    res = hml_probe.hml_prior(targets, hier, photos, cfg).set_index("head")
+    _, te = split_by_photo(photos, cfg.test_fraction, 0)
     coral = labels[te, 0] == 1  # the prior says "coral" (rate > 0.5) and "no rubble" (rate < 0.5) everywhere
     want = np.mean(coral)  # subset accuracy on biota: right exactly on the coral tiles
     assert res.loc["biota", "subset_accuracy"] == pytest.approx(want)
@@ -198,13 +200,13 @@ def test_hml_prior_scores_each_node_by_its_training_rate(hier):
 
 
 def test_reef_encoders_add_torchvision_resnet50_only_when_its_weights_are_cached(monkeypatch):
-    from benthic import pretrained
+    from benthic.models import pretrained
 
-    monkeypatch.setattr(transfer, "pretrain_ssl", lambda *a, **k: {"kind": "ssl", "checkpoint": "milestone.pt"})
-    cfg = transfer.get_config("quick")
+    monkeypatch.setattr(encoders, "pretrain_ssl", lambda *a, **k: {"kind": "ssl", "checkpoint": "milestone.pt"})
+    cfg = config.get_config("quick")
     for cached, want in (([], []), (["resnet50"], ["ImageNet (resnet50)"])):
         monkeypatch.setattr(pretrained, "available_imagenet_models", lambda c=cached: ["efficientnet-lite0", *c])
-        specs = transfer.reef_encoders(np.zeros((2, 8, 8, 3), np.uint8), cfg, "quick")
+        specs = encoders.reef_encoders(np.zeros((2, 8, 8, 3), np.uint8), cfg, "quick")
         assert list(specs) == ["random init (small_cnn)", "ImageNet (efficientnet-lite0)", *want,
                                "in-domain SSL (barlow, small_cnn)"]
         assert all(s["input_size"] == cfg.image_size for k, s in specs.items() if k.startswith("ImageNet"))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from benthic import catami, translate
+from benthic.hierarchy import catami, translate
 
 NAMES = ["Background", "Healthy coral", "Compromised coral", "Dead coral", "Rubble", "Competition",
          "Disease", "Predation", "Physical issues"]

@@ -5,11 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benthic import monitoring as mon
-from benthic import ssl
-from benthic import umap_spread as us
 
-FAST = mon.MonitorConfig(n_neighbors=15)
+from benthic.monitoring import milestones
+from benthic.monitoring.config import MonitorConfig
+from benthic import ssl
+from benthic.monitoring import umap_spread as us
+
+FAST = MonitorConfig(n_neighbors=15)
 
 
 def blobs(n=200, k=4, d=16, seed=0):
@@ -21,7 +23,7 @@ def blobs(n=200, k=4, d=16, seed=0):
 def test_z3_metrics_are_the_ones_evaluate_milestone_reports():
     z, _ = blobs()
     for seed in (0, 3):
-        row = mon.evaluate_milestone(z, n_classes=4, config=mon.MonitorConfig(n_neighbors=15, umap_seed=seed))
+        row = milestones.evaluate_milestone(z, n_classes=4, config=MonitorConfig(n_neighbors=15, umap_seed=seed))
         got = us.z3_metrics(z, 4, seed, FAST)
         assert got == {k: pytest.approx(row[k]) for k in us.Z3_METRICS}
     assert us.z3_metrics(z, 4, 3, FAST) != us.z3_metrics(z, 4, 4, FAST)  # another seed, another projection

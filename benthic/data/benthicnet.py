@@ -16,8 +16,8 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pandas as pd
 
-from ..catami import HEADS, Hierarchy, load_hierarchies
-from ..paths import safe_join
+from benthic.hierarchy.catami import HEADS, Hierarchy, load_hierarchies
+from benthic.paths import safe_join
 
 IMAGE_COLUMNS = ("url", "source", "dataset", "site", "image")
 SUBSET_REQUIRED = (*IMAGE_COLUMNS, "latitude", "longitude")

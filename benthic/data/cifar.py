@@ -12,8 +12,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..io import save_npy
-from ..paths import DATA_DIR, cache_dir
+from benthic.io import save_npy
+from benthic.paths import DATA_DIR, cache_dir
 
 CIFAR_CLASSES: dict[str, int] = {"cifar10": 10, "cifar100": 100}
 # torchvision's CIFAR-10 label order (the archive's folder names).

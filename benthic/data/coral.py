@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import save_npy, write_json
-from ..paths import DATA_DIR, cache_dir
+from benthic.io import save_npy, write_json
+from benthic.paths import DATA_DIR, cache_dir
 
 CORAL_ROOT = DATA_DIR / "coral_condition"
 UPSTREAM = "https://github.com/XL-SHAO/CoralConditionDataset"

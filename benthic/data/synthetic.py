@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..catami import HEADS, Hierarchy, load_hierarchies
+from benthic.hierarchy.catami import HEADS, Hierarchy, load_hierarchies
 
 # Column order of the published BenthicNet CSVs (the shipped sample rows have exactly these headers).
 SUBSET_COLUMNS = ["url", "source", "dataset", "site", "image", "latitude", "longitude", "datetime",

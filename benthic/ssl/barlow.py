@@ -9,7 +9,7 @@ import torch
 from lightly.models.modules import BarlowTwinsProjectionHead
 from torch import nn
 
-from .base import SSLMethod, full_precision, world_size
+from benthic.ssl.base import SSLMethod, full_precision, world_size
 
 
 def barlow_twins_loss(c: torch.Tensor, lambda_param: float) -> torch.Tensor:

@@ -12,7 +12,7 @@ from lightly.models.utils import deactivate_requires_grad, update_momentum
 from lightly.utils.scheduler import cosine_schedule
 from torch import nn
 
-from .base import SSLMethod, full_precision
+from benthic.ssl.base import SSLMethod, full_precision
 
 
 class BYOL(SSLMethod):

@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, fields, replace
 
-from ..paths import check_scale
+from benthic.paths import check_scale
 
 METHOD_NAMES = ("simclr", "mocov2", "simsiam", "byol", "barlow")
 PAPER_METHODS = ("simsiam", "simclr", "mocov2")  # the three of the label-free monitoring paper

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .. import io, paths
-from ..probe import knn_accuracy
-from ..provenance import provenance
-from .config import SSLConfig
-from .trainer import embed, load_encoder, milestone_epoch, read_milestone
+from benthic import io, paths
+from benthic.probe import knn_accuracy
+from benthic.provenance import provenance
+from benthic.ssl.config import SSLConfig
+from benthic.ssl.trainer import embed, load_encoder, milestone_epoch, read_milestone
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -32,7 +32,7 @@ def knn_milestones(config: SSLConfig, paths: list[Path], k: int = 200, temperatu
                    device: str | None = None) -> pd.DataFrame:
     """One row per milestone: method, epoch, the epoch's mean SSL loss (NaN at init) and kNN top-1 on the
     test split, with the config's training images (labels used only here) as the kNN bank."""
-    from ..data.cifar import load_cifar, stratified_subset
+    from benthic.data.cifar import load_cifar, stratified_subset
 
     train_x, train_y = load_cifar(config.dataset, "train")
     if config.train_subset and config.train_subset < len(train_x):

@@ -12,7 +12,7 @@ from lightly.models.modules import MoCoProjectionHead
 from lightly.models.utils import deactivate_requires_grad, update_momentum
 from torch import nn
 
-from .base import SSLMethod, full_precision, gather_no_grad
+from benthic.ssl.base import SSLMethod, full_precision, gather_no_grad
 
 
 def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -8,7 +8,7 @@ from lightly.loss import NTXentLoss
 from lightly.models.modules import SimCLRProjectionHead
 from torch import nn
 
-from .base import SSLMethod, full_precision
+from benthic.ssl.base import SSLMethod, full_precision
 
 
 class SimCLR(SSLMethod):

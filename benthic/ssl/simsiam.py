@@ -8,7 +8,7 @@ from lightly.loss import NegativeCosineSimilarity
 from lightly.models.modules import SimSiamPredictionHead, SimSiamProjectionHead
 from torch import nn
 
-from .base import SSLMethod, full_precision
+from benthic.ssl.base import SSLMethod, full_precision
 
 
 class SimSiam(SSLMethod):

@@ -20,18 +20,18 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import io
-from ..augment import ViewAugmenter, prepare, view_config
-from ..backbones import build_backbone
-from ..paths import runs_dir
-from ..seed import default_device, seed_everything
-from .barlow import BarlowTwins
-from .base import SSLMethod, convert_batchnorm, world_size
-from .byol import BYOL
-from .config import SSLConfig
-from .moco import MoCoV2
-from .simclr import SimCLR
-from .simsiam import SimSiam
+from benthic import io
+from benthic.models.augment import ViewAugmenter, prepare, view_config
+from benthic.models.backbones import build_backbone
+from benthic.paths import runs_dir
+from benthic.seed import default_device, seed_everything
+from benthic.ssl.barlow import BarlowTwins
+from benthic.ssl.base import SSLMethod, convert_batchnorm, world_size
+from benthic.ssl.byol import BYOL
+from benthic.ssl.config import SSLConfig
+from benthic.ssl.moco import MoCoV2
+from benthic.ssl.simclr import SimCLR
+from benthic.ssl.simsiam import SimSiam
 
 METHODS: dict[str, type[SSLMethod]] = {
     "simclr": SimCLR, "mocov2": MoCoV2, "simsiam": SimSiam, "byol": BYOL, "barlow": BarlowTwins,
@@ -67,7 +67,7 @@ def load_training_images(config: SSLConfig) -> np.ndarray:
     if config.dataset not in ("cifar10", "cifar100"):
         raise ValueError(f"unknown SSL dataset {config.dataset!r}: choose cifar10 or cifar100, "
                          "or pass images= to train_milestones")
-    from ..data.cifar import load_cifar, stratified_subset
+    from benthic.data.cifar import load_cifar, stratified_subset
 
     images, labels = load_cifar(config.dataset, "train")
     if config.train_subset and config.train_subset < len(images):

@@ -98,7 +98,7 @@ class HMLHead(nn.Module):
 
     @classmethod
     def from_hierarchies(cls, in_dim: int, hierarchies: Mapping[str, "object"], **kwargs) -> "HMLHead":
-        """Build the head for `benthic.catami.Hierarchy` objects (one per head, in the given order)."""
+        """Build the head for `benthic.hierarchy.catami.Hierarchy` objects (one per head, in the given order)."""
         return cls(in_dim, {h: hier.ancestor_matrix() for h, hier in hierarchies.items()}, **kwargs)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import io, metrics
-from .monitoring import METRIC_LABELS, SSL_SCALES, MonitorConfig, take_stratified
+from benthic import io, metrics
+from benthic.monitoring.config import METRIC_LABELS, MonitorConfig
+from benthic.monitoring.runs import SSL_SCALES, take_stratified
 
 Z3_METRICS = ("entropy", "ami_c1_c2", "n_outliers")
 # extra UMAP seeds per scale (the Table I evaluation's own seed is reused) and joblib processes: smoke stays
@@ -24,7 +25,7 @@ SPREAD_SCALES = {"smoke": {"seeds": (1,), "n_jobs": 1}, "quick": {"seeds": (1, 2
 
 def z3_metrics(z: np.ndarray, n_classes: int, umap_seed: int, config: MonitorConfig = MonitorConfig()) -> dict:
     """The metrics that depend on the UMAP projection (H(Z3), AMI(C1,C2), outlying points in Z3) for one
-    UMAP seed, computed as benthic.monitoring.evaluate_milestone computes them."""
+    UMAP seed, computed as benthic.monitoring.milestones.evaluate_milestone computes them."""
     z3 = metrics.umap_3d(z, config.n_neighbors, umap_seed, knn=config.umap_knn, n_epochs=config.umap_epochs)
     zc = z3 - z3.mean(axis=0) if config.center_z3 else z3
     c1 = metrics.kmeans_cosine(zc, n_classes, config.seed)
@@ -41,7 +42,7 @@ def seed_spread(checkpoints: list[str | Path], images: np.ndarray, n_classes: in
     with `cache_dir` each (milestone, seed) result is kept as JSON and reused."""
     from joblib import Parallel, delayed
 
-    from .ssl import embed, load_encoder, milestone_epoch
+    from benthic.ssl import embed, load_encoder, milestone_epoch
 
     meta = dict(meta or {})
     tasks, rows = [], []
@@ -73,10 +74,10 @@ def run_seed_spread(scale: str, methods: list[str], dataset: str = "cifar10", ta
     """`seed_spread` for every method's milestones at `scale` (trained by notebook 01 or here, idempotently;
     with train=False a method whose milestones are not all on disk is left out, and a line says so), on the
     test images the Table I evaluation uses, with the extra seeds of SPREAD_SCALES; the rows of the
-    evaluation's own UMAP seed are taken from its `table` (benthic.monitoring.monitor_ssl_runs) when given."""
-    from .data.cifar import load_cifar
-    from .paths import runs_dir
-    from .ssl import get_config, milestone_path, train_milestones
+    evaluation's own UMAP seed are taken from its `table` (benthic.monitoring.runs.monitor_ssl_runs) when given."""
+    from benthic.data.cifar import load_cifar
+    from benthic.paths import runs_dir
+    from benthic.ssl import get_config, milestone_path, train_milestones
 
     settings, config = SPREAD_SCALES[scale], MonitorConfig()
     configs = {m: get_config(scale, m, dataset=dataset, device=device) for m in methods}
@@ -145,7 +146,7 @@ def seed_mean_pearson(table: pd.DataFrame, spread: pd.DataFrame, metrics_: tuple
     """Table I's Pearson r of the Z3 metrics with `target`, from one UMAP seed (the table's) beside the same
     correlation from the metrics averaged over every UMAP seed of `spread`: does averaging out UMAP's
     randomness change the verdict?"""
-    from .monitoring import pearson_table
+    from benthic.monitoring.tables import pearson_table
 
     keys = ["method", "dataset", "epoch"]
     mean = spread.groupby(keys, sort=False)[list(metrics_)].mean().reset_index()

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .describe import describe
-from .io import atomic_path, write_text
+from benthic.transfer import core, hml_model
+from benthic.hierarchy.describe import describe
+from benthic.io import atomic_path, write_text
 
 DEFAULT_SIZE = 224
 Predictor = Callable[[np.ndarray], list[dict[str, tuple[tuple[str, ...], list[float]]]]]
@@ -38,7 +39,7 @@ def list_files(folder: str | os.PathLike) -> list[Path]:
 
 def files_from_csv(csv_path: str | os.PathLike, image_root: str | os.PathLike) -> list[Path]:
     """Image paths of a BenthicNet CSV (subset or labelled schema) under `image_root`, one per image."""
-    from .data.benthicnet import image_path, read_subset_csv
+    from benthic.data.benthicnet import image_path, read_subset_csv
 
     frame = read_subset_csv(csv_path)
     return list(dict.fromkeys(image_path(image_root, row) for _, row in frame.iterrows()))
@@ -73,17 +74,17 @@ def load_predictor(checkpoint: str | os.PathLike, device: str | None = None,
                    batch_size: int = 64) -> tuple[Predictor, list[str], int]:
     """Load a `benthic-hml/1` checkpoint (weights_only=True) and return (predict(images) -> per image
     {head: (path, per-level probabilities)}, the heads its training data labelled, input size)."""
-    from . import hml, transfer
+    from benthic.hierarchy import hml
 
     if not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"checkpoint {checkpoint} not found: train one with benthic.transfer.save_hml_model")
-    model, hierarchies, ckpt = transfer.load_hml_model(checkpoint)
+        raise FileNotFoundError(f"checkpoint {checkpoint} not found: train one with benthic.transfer.hml_model.save_hml_model")
+    model, hierarchies, ckpt = hml_model.load_hml_model(checkpoint)
     threshold = float(ckpt.get("threshold", hml.THRESHOLD))
     size = int(getattr(model.encoder, "input_size", None) or DEFAULT_SIZE)
     heads = [h for h in model.head.heads if h in ckpt.get("trained_heads", model.head.heads)]
 
     def predict(images: np.ndarray) -> list[dict[str, tuple[tuple[str, ...], list[float]]]]:
-        logits = transfer.predict(model, images, size, batch_size=batch_size, device=device)
+        logits = core.predict(model, images, size, batch_size=batch_size, device=device)
         import torch
 
         probs = model.head.split(model.head.probabilities(torch.from_numpy(logits).to(model.head.R.device)))

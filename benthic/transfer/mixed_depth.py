@@ -1,5 +1,5 @@
 """The mixed-annotation-depth experiment (SPEC B): training photos dealt to simulated research groups that
-label to different depths or only some heads (benthic.translate.simulate_groups); an HML head trained on
+label to different depths or only some heads (benthic.hierarchy.translate.simulate_groups); an HML head trained on
 all of it with masking is compared, on the same fully labelled test photos, with the fully labelled group
 alone, the naive reading of missing labels as negatives, and every photo fully labelled; paired gaps
 over seeds say whether masking on every group beat the fully labelled group alone."""
@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import hml
-from .data.coral import split_by_photo
-from .transfer import TransferConfig, hml_probabilities, subset_targets, train_hml
+from benthic.hierarchy import hml
+from benthic.data.coral import split_by_photo
+from benthic.transfer.config import TransferConfig
+from benthic.transfer.hml_probe import hml_probabilities, subset_targets, train_hml
 
 MIXED_ARMS = ("all groups (masked)", "fully labelled group only", "all groups (missing = negative)",
               "every image fully labelled (upper bound)")
@@ -29,7 +30,7 @@ def mixed_depth_experiment(z: np.ndarray, targets: Mapping, hierarchies: Mapping
     with masking, (b) the fully labelled group only, (c) everything with missing labels read as negatives
     (the naive way) and (d) everything fully labelled (the upper bound, one run per seed repeated in each
     share's rows); all are evaluated on the same full-label test set. `groups`: translate.GROUPS (CATAMI)."""
-    from .translate import GROUPS, simulate_groups
+    from benthic.hierarchy.translate import GROUPS, simulate_groups
 
     groups = GROUPS if groups is None else groups
     full_shares = cfg.mixed_full_shares if full_shares is None else full_shares

@@ -12,8 +12,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .catami import Hierarchy, split_path
-from .paths import DATA_DIR
+from benthic.hierarchy.catami import Hierarchy, split_path
+from benthic.paths import DATA_DIR
 
 TRANSLATIONS_DIR = DATA_DIR / "translations"
 COLUMNS = ("source_label", "source_name", "head", "catami_path", "exact", "note")

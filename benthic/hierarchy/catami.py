@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .paths import DATA_DIR
+from benthic.paths import DATA_DIR
 
 HEADS = ("biota", "substrate", "relief", "bedforms")
 PATHS_CSV = DATA_DIR / "benthicnet" / "benthicnet_probes_catami_paths.csv"

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .catami import HEADS, Hierarchy, split_path
-from .data import benthicnet
-from .data.benthicnet import BENTHICNET_RELEASE as BENTHICNET_DOI
-from .paths import DATA_DIR, check_scale
+from benthic.hierarchy.catami import HEADS, Hierarchy, split_path
+from benthic.data import benthicnet
+from benthic.data.benthicnet import BENTHICNET_RELEASE as BENTHICNET_DOI
+from benthic.paths import DATA_DIR, check_scale
 
 IMAGE_KEY = ("dataset", "site", "image")
 CONFIGS = {"smoke": {"synthetic_rows": 5_000}, "quick": {"synthetic_rows": 200_000}, "paper": {"synthetic_rows": 0}}
@@ -145,9 +145,9 @@ def benthicnet_full(root: str | os.PathLike) -> pd.DataFrame:
 def reef_catalogue(root: str | os.PathLike | None = None) -> pd.DataFrame:
     """The reef-photo set as a labelled catalogue: one row per (tile, label), survey metadata for position
     (DMS strings parsed), depth and date, and CATAMI paths from data/translations/coral_condition_to_catami.csv."""
-    from .catami import load_hierarchies
-    from .data import coral
-    from .translate import load_translation
+    from benthic.hierarchy.catami import load_hierarchies
+    from benthic.data import coral
+    from benthic.hierarchy.translate import load_translation
 
     root = Path(root) if root is not None else DATA_DIR / "coral_condition"
     meta_csv = root / "tabular_data" / "surveys_metadata.csv"
@@ -191,7 +191,7 @@ def reef_catalogue(root: str | os.PathLike | None = None) -> pd.DataFrame:
 
 def quick_catalogues(scale: str) -> dict[str, pd.DataFrame]:
     """The catalogues the smoke/quick scales describe: shipped BenthicNet rows, the reef set and a SYNTHETIC one."""
-    from .data.synthetic import synthetic_catalogue
+    from benthic.data.synthetic import synthetic_catalogue
 
     n = CONFIGS[check_scale(scale)]["synthetic_rows"]
     return {"BenthicNet (shipped rows)": benthicnet_shipped(),

@@ -1,6 +1,6 @@
 """Federated training of the HML head across research groups that do not share images (SPEC D), on
 Flower: each group is a Flower client holding its own cached image features and its own annotation
-depth (benthic.translate.simulate_groups); Flower's simulation engine (ray) runs the rounds with its
+depth (benthic.hierarchy.translate.simulate_groups); Flower's simulation engine (ray) runs the rounds with its
 FedAvg or FedProx strategy. Compared with centralised training, with each group alone and with the no-image
 prior (each node's training positive rate) on one test set. On the reef photos the task is the source's own
 two-level tree (coral condition, stressors): their CATAMI translation is near-constant (nearly every tile
@@ -17,9 +17,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import hml, transfer
-from .paths import check_scale
-from .transfer import Model, TrainConfig
+from benthic.transfer import config as transfer_config
+from benthic.transfer import core, encoders, hml_probe
+from benthic.hierarchy import hml
+from benthic.paths import check_scale
+from benthic.transfer.core import Model, TrainConfig
 
 Targets = Mapping[str, tuple[np.ndarray, np.ndarray]]
 
@@ -28,7 +30,7 @@ Targets = Mapping[str, tuple[np.ndarray, np.ndarray]]
 class FedConfig:
     """Per-scale settings of notebook 07: rounds, local epochs per round, HML head and optimiser, FedProx mu,
     the test split and the label scheme of the reef photos (a name in data/translations/, see
-    benthic.translate.load_scheme); the reef tiles and the frozen ImageNet encoder come from benthic.transfer's
+    benthic.hierarchy.translate.load_scheme); the reef tiles and the frozen ImageNet encoder come from benthic.transfer's
     config of the same scale (features cached and shared with notebooks 04/05)."""
 
     rounds: int = 50
@@ -93,7 +95,7 @@ def build_head(in_dim: int, hierarchies: Mapping, cfg: FedConfig, seed: int) -> 
 
 def train_round(head: hml.HMLHead, x: np.ndarray, y: np.ndarray, m: np.ndarray, cfg: FedConfig, seed: int,
                 proximal_mu: float = 0.0) -> hml.HMLHead:
-    """`cfg.local_epochs` of masked-MCLoss training through benthic.transfer.fit; with proximal_mu > 0 the
+    """`cfg.local_epochs` of masked-MCLoss training through benthic.transfer.core.fit; with proximal_mu > 0 the
     FedProx term mu/2 ||w - w_start||^2 keeps the weights near the round's starting (global) model."""
     start = [p.detach().clone() for p in head.parameters()]
 
@@ -104,7 +106,7 @@ def train_round(head: hml.HMLHead, x: np.ndarray, y: np.ndarray, m: np.ndarray, 
         return value
 
     train = TrainConfig(cfg.local_epochs, cfg.lr, cfg.weight_decay, cfg.batch_size, False)
-    transfer.fit(Model(head), x, [y, m], loss, train, seed, device="cpu")
+    core.fit(Model(head), x, [y, m], loss, train, seed, device="cpu")
     return head
 
 
@@ -118,11 +120,11 @@ def masked_loss(head: hml.HMLHead, x: np.ndarray, y: np.ndarray, m: np.ndarray) 
 
 def scores(head: hml.HMLHead, x: np.ndarray, targets: Targets, hierarchies: Mapping) -> dict[str, float]:
     """Test scores of a head: masked loss, and over the heads that have labels the mean subset accuracy
-    ('accuracy'), micro F1, macro F1 and macro AP of benthic.hml.evaluate, plus each head's macro F1 and macro
+    ('accuracy'), micro F1, macro F1 and macro AP of benthic.hierarchy.hml.evaluate, plus each head's macro F1 and macro
     AP ('macro_f1_<head>', 'macro_ap_<head>': means over its nodes, so a rare node counts as much as a common
     one; AP needs no threshold, and a constant score's AP is the node's positive rate)."""
-    y, m = transfer.stack_targets(targets, head.heads)
-    probs = transfer.hml_probabilities(Model(head), x)
+    y, m = hml_probe.stack_targets(targets, head.heads)
+    probs = hml_probe.hml_probabilities(Model(head), x)
     table = hml.evaluate(probs, {h: t for h, (t, _) in targets.items()}, {h: k for h, (_, k) in targets.items()},
                          hierarchies)
     return {"loss": masked_loss(head, x, y, m), "accuracy": float(table["subset_accuracy"].mean()),
@@ -145,10 +147,10 @@ class Party:
 
 def make_parties(x: np.ndarray, targets: Targets, hierarchies: Mapping, units: np.ndarray, seed: int,
                  heads: Sequence[str], groups: Sequence[dict] | None = None) -> list[Party]:
-    """Split training rows into research groups by unit (photo) with benthic.translate.simulate_groups:
+    """Split training rows into research groups by unit (photo) with benthic.hierarchy.translate.simulate_groups:
     each group keeps its images and labels to its own depth/heads. `groups`: translate.GROUPS (CATAMI) by
     default, or translate.default_groups(...) for another tree."""
-    from .translate import GROUPS, simulate_groups
+    from benthic.hierarchy.translate import GROUPS, simulate_groups
 
     groups = GROUPS if groups is None else groups
     degraded, group = simulate_groups(targets, hierarchies, np.asarray(units), seed, groups)
@@ -157,7 +159,7 @@ def make_parties(x: np.ndarray, targets: Targets, hierarchies: Mapping, units: n
         rows = np.flatnonzero(group == g)
         if len(rows) < 2:
             continue
-        y, m = transfer.stack_targets(transfer.subset_targets(degraded, rows), heads)
+        y, m = hml_probe.stack_targets(hml_probe.subset_targets(degraded, rows), heads)
         parties.append(Party(spec["name"], x[rows], y, m))
     if len(parties) < 2:
         raise ValueError(f"need at least two research groups with two or more images; got {len(parties)}")
@@ -285,7 +287,7 @@ def local_curve(name: str, party: Party, x_test: np.ndarray, test_targets: Targe
 def prior_head(parties: Sequence[Party], hierarchies: Mapping, cfg: FedConfig) -> hml.HMLHead:
     """The no-image reference as an HML head: zero output weights and each node's logit set to its positive
     rate among the training labels the groups hold (0 where none labels it), so `scores` shows what the class
-    balance alone earns; the consistency layer makes the rates consistent, as benthic.transfer.hml_prior does."""
+    balance alone earns; the consistency layer makes the rates consistent, as benthic.transfer.hml_probe.hml_prior does."""
     both = pooled(parties)
     rate = hml.positive_rates(both.y, both.m)
     head = build_head(both.x.shape[1], hierarchies, cfg, cfg.seed)
@@ -312,20 +314,20 @@ def reef_setup(cfg: FedConfig, scale: str) -> tuple[list[Party], np.ndarray, dic
     (exhaustive: a tile without a condition or stressor label is known to have none) -> photo split; training
     photos dealt out to the research groups of translate.default_groups (full; first level only; one head each).
     Returns (parties, x_test, test targets, hierarchies)."""
-    from .data.coral import split_by_photo
-    from .translate import default_groups, load_scheme, translate_multi_hot
+    from benthic.data.coral import split_by_photo
+    from benthic.hierarchy.translate import default_groups, load_scheme, translate_multi_hot
 
-    tcfg = transfer.get_config(scale)
-    coral = transfer.load_reef(tcfg, cfg.seed)
+    tcfg = transfer_config.get_config(scale)
+    coral = encoders.load_reef(tcfg, cfg.seed)
     table, hierarchies = load_scheme(cfg.scheme)
     targets = translate_multi_hot(coral.labels, coral.label_names, table, hierarchies, exhaustive=True)
     spec = {"kind": "imagenet", "backbone": f"imagenet:{tcfg.imagenet_model}", "input_size": tcfg.image_size}
-    x = transfer.encoder_features({"ImageNet": spec}, coral.images, scale)["ImageNet"]
+    x = encoders.encoder_features({"ImageNet": spec}, coral.images, scale)["ImageNet"]
     photos = np.asarray(coral.photo_ids)
     tr, te = split_by_photo(photos, cfg.test_fraction, cfg.seed)
-    parties = make_parties(x[tr], transfer.subset_targets(targets, tr), hierarchies, photos[tr], cfg.seed,
+    parties = make_parties(x[tr], hml_probe.subset_targets(targets, tr), hierarchies, photos[tr], cfg.seed,
                            list(hierarchies), default_groups(tuple(hierarchies), shallow_depth=1))
-    return parties, x[te], transfer.subset_targets(targets, te), hierarchies
+    return parties, x[te], hml_probe.subset_targets(targets, te), hierarchies
 
 
 def pooled(parties: Sequence[Party]) -> Party:

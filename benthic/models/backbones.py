@@ -1,5 +1,5 @@
 """Encoders for self-supervised training: CIFAR-stem ResNet-18, ResNet-50, ViTs, a small CPU CNN,
-and ImageNet-pretrained models (delegated to `benthic.pretrained`)."""
+and ImageNet-pretrained models (delegated to `benthic.models.pretrained`)."""
 
 from __future__ import annotations
 
@@ -94,11 +94,11 @@ BACKBONES: dict[str, Callable[[], Encoder]] = {
 
 def build_backbone(name: str) -> nn.Module:
     """An encoder by name: one of BACKBONES (random init), or `imagenet:<model>` / a name known to
-    `benthic.pretrained.available_imagenet_models()` for a frozen-ready ImageNet-pretrained encoder."""
+    `benthic.models.pretrained.available_imagenet_models()` for a frozen-ready ImageNet-pretrained encoder."""
     if name in BACKBONES:
         return BACKBONES[name]()
     pretrained_name = name.split(":", 1)[1] if name.startswith("imagenet:") else name
-    from . import pretrained  # owned by the metrics helper; imported lazily
+    from benthic.models import pretrained  # imported lazily: it loads weight packages
 
     if name.startswith("imagenet:") or pretrained_name in pretrained.available_imagenet_models():
         encoder, input_size, mean, std = pretrained.load_imagenet_encoder(pretrained_name)
@@ -107,4 +107,4 @@ def build_backbone(name: str) -> nn.Module:
         encoder.mean, encoder.std = tuple(mean), tuple(std)
         return encoder
     raise ValueError(f"unknown backbone {name!r}: choose one of {', '.join(BACKBONES)} or imagenet:<model> "
-                     f"with <model> from benthic.pretrained.available_imagenet_models()")
+                     f"with <model> from benthic.models.pretrained.available_imagenet_models()")

@@ -9,9 +9,9 @@ import sys
 
 COMMANDS: list[tuple[str, str, str]] = [
     ("train", "self-supervised training with milestones (SimCLR, MoCo-v2, SimSiam, BYOL, Barlow Twins)",
-     "benthic.train"),
+     "benthic.cli.train"),
     ("annotate", "annotate a folder (or BenthicNet CSV) of images with CATAMI paths and descriptions",
-     "benthic.annotate"),
+     "benthic.cli.annotate"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""Command line for SSL training: `python -m benthic.train --method simclr --dataset cifar10 ...`
+"""Command line for SSL training: `python -m benthic.cli.train --method simclr --dataset cifar10 ...`
 (also `benthic train ...`); runs on one CPU process, one GPU, or under torchrun with DDP."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .ssl import METHOD_NAMES, get_config, train_milestones
+from benthic.ssl import METHOD_NAMES, get_config, train_milestones
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 def monitor_images(dataset: str, n: int, seed: int) -> np.ndarray:
     """`n` test images of `dataset` drawn at random with `seed`, their labels unused: what the monitor sees."""
-    from .data.cifar import load_cifar
+    from benthic.data.cifar import load_cifar
 
     images, _ = load_cifar(dataset, "test")
     if not 0 < n <= len(images):
@@ -75,9 +75,9 @@ def _monitor(config, n: int, k: int | None):
     """The on_milestone callback of --monitor: metrics per milestone, logged to <run dir>/monitor.csv and printed."""
     from tqdm.auto import tqdm
 
-    from .data.cifar import CIFAR_CLASSES
-    from .monitoring import MilestoneMonitor
-    from .ssl import run_dir
+    from benthic.data.cifar import CIFAR_CLASSES
+    from benthic.monitoring.hook import MilestoneMonitor
+    from benthic.ssl import run_dir
 
     k = k or CIFAR_CLASSES.get(config.dataset)
     if not k:
@@ -88,7 +88,7 @@ def _monitor(config, n: int, k: int | None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `python -m benthic.train`."""
+    """Entry point of `python -m benthic.cli.train`."""
     parser = argparse.ArgumentParser(prog="benthic train", description=__doc__)
     add_arguments(parser)
     return run(parser.parse_args(argv))

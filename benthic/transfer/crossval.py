@@ -1,7 +1,6 @@
-"""Cross-validated comparison of encoders on the reef-photo task (SPEC D): grouped stratified k-fold runs
-through benthic.transfer (linear probe / fine-tune), per-image inference time, transfer efficiency,
-one-way ANOVA + Tukey HSD across models over folds (scipy), and an augmentation ablation
-(rotation, scaling, flipping) on the same folds."""
+"""Cross-validated comparison of encoders on the reef-photo task: photo-grouped stratified k-fold runs of
+the linear probe and fine-tuning, per-image inference time, and an augmentation ablation (rotation,
+scaling, flipping) on the same folds."""
 
 from __future__ import annotations
 
@@ -17,17 +16,20 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import transfer
-from .paths import check_scale
-from .transfer import TrainConfig
 
-ALPHA = 0.05
+from benthic.transfer import config, core, encoders, onehot
+from benthic.paths import check_scale
+from benthic.transfer.core import TrainConfig
+
+
+
+
 AUG_NAMES = ("rotation", "scaling", "flipping")
 
 
 @dataclass(frozen=True)
 class CVModel:
-    """One compared model: an encoder spec (benthic.transfer.build_encoder), a protocol ('linear probe' on
+    """One compared model: an encoder spec (benthic.transfer.encoders.build_encoder), a protocol ('linear probe' on
     cached frozen features, or 'fine-tune' end to end) and the input size the encoder sees."""
 
     name: str
@@ -61,6 +63,8 @@ class CVConfig:
 
 _FIVE_ARMS = ((False, False, False), (True, False, False), (False, True, False), (False, False, True),
               (True, True, True))
+
+
 CONFIGS: dict[str, CVConfig] = {
     # seconds: 3 folds of transfer's 200-tile smoke subset, one epoch, two ablation arms
     "smoke": CVConfig(k=3, probe=TrainConfig(30, 1e-2, 1e-4, 256, False), finetune=TrainConfig(1, 1e-3, 1e-5, 64, False),
@@ -90,7 +94,7 @@ def get_config(scale: str, **overrides) -> CVConfig:
 @dataclass
 class ReefTask:
     """The one-hot coral-condition task: tile images (uint8), class 0..2, photo per tile (the group), and the
-    frozen features of the probe encoders (benthic.transfer.reef_encoders, cached, shared with notebook 04)."""
+    frozen features of the probe encoders (benthic.transfer.encoders.reef_encoders, cached, shared with notebook 04)."""
 
     images: np.ndarray
     y: np.ndarray
@@ -102,11 +106,11 @@ class ReefTask:
 def reef_task(scale: str) -> ReefTask:
     """Load transfer's reef tiles for `scale`, keep the tiles of the condition task, and embed them with the
     three probe encoder families (random init, ImageNet, in-domain SSL pretrained on all tiles' images)."""
-    tcfg = transfer.get_config(scale)
-    coral = transfer.load_reef(tcfg)
-    idx, y = transfer.condition_task(coral.labels, coral.label_names)
-    specs = transfer.reef_encoders(coral.images, tcfg, scale)
-    feats = transfer.encoder_features(specs, coral.images, scale)
+    tcfg = config.get_config(scale)
+    coral = encoders.load_reef(tcfg)
+    idx, y = onehot.condition_task(coral.labels, coral.label_names)
+    specs = encoders.reef_encoders(coral.images, tcfg, scale)
+    feats = encoders.encoder_features(specs, coral.images, scale)
     return ReefTask(coral.images[idx], y.astype(np.int64), np.asarray(coral.photo_ids)[idx], specs,
                     {k: z[idx] for k, z in feats.items()})
 
@@ -134,7 +138,7 @@ def default_models(task: ReefTask, cfg: CVConfig) -> tuple[list[CVModel], dict[s
 def grouped_folds(y: np.ndarray, groups: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """k stratified folds that keep every group (photo, survey) whole, so near-duplicate tiles never sit on
     both sides of a split (scikit-learn StratifiedGroupKFold via benthic.data.coral.photo_kfold)."""
-    from .data.coral import photo_kfold
+    from benthic.data.coral import photo_kfold
 
     return photo_kfold(np.asarray(y), np.asarray(groups), k, seed)
 
@@ -163,7 +167,7 @@ def cross_validate(runners: Mapping[str, Callable[[np.ndarray, np.ndarray, int],
         pred = np.asarray(runners[name](tr, te, fold))
         if pred.shape != te.shape:
             raise ValueError(f"model {name!r}, fold {fold}: {pred.shape} predictions for {len(te)} test items")
-        m = transfer.onehot_metrics(y[te], pred)
+        m = onehot.onehot_metrics(y[te], pred)
         rows.append({"model": name, "fold": fold, "n_train": len(tr), "n_test": len(te),
                      "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]})
     return pd.DataFrame(rows)
@@ -220,8 +224,8 @@ def arm_name(flags: Sequence[bool]) -> str:
 def probe_runner(z: np.ndarray, y: np.ndarray, n_classes: int, cfg: TrainConfig, seed: int) -> Callable:
     """Linear probe on cached features z (N, D): train on train_idx, predict test_idx (seed + fold)."""
     def run(tr: np.ndarray, te: np.ndarray, fold: int) -> np.ndarray:
-        model = transfer.train_onehot(z[tr], y[tr], n_classes, cfg, seed + fold)
-        return transfer.predict(model, z[te]).argmax(1)
+        model = onehot.train_onehot(z[tr], y[tr], n_classes, cfg, seed + fold)
+        return core.predict(model, z[te]).argmax(1)
     return run
 
 
@@ -231,10 +235,10 @@ def finetune_runner(spec: Mapping, images: np.ndarray, y: np.ndarray, n_classes:
     (rotation, scaling, flipping) through benthic.transfer's training loop."""
     def run(tr: np.ndarray, te: np.ndarray, fold: int) -> np.ndarray:
         torch.manual_seed(seed + fold)
-        encoder = Augmented(transfer.build_encoder(spec).requires_grad_(True), *flags, seed=seed + fold)
-        model = transfer.train_onehot(images[tr], y[tr], n_classes, replace(cfg, augment=False), seed + fold,
+        encoder = Augmented(encoders.build_encoder(spec).requires_grad_(True), *flags, seed=seed + fold)
+        model = onehot.train_onehot(images[tr], y[tr], n_classes, replace(cfg, augment=False), seed + fold,
                                       encoder, size)
-        return transfer.predict(model, images[te], size, batch_size=64).argmax(1)
+        return core.predict(model, images[te], size, batch_size=64).argmax(1)
     return run
 
 
@@ -302,135 +306,11 @@ def timing_table(models: Sequence[CVModel], n_classes: int, cfg: CVConfig, devic
     devices = list(devices) if devices is not None else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     rows = []
     for m in tqdm(models, desc="timing", leave=False):
-        encoder = transfer.build_encoder(m.encoder)
-        net = transfer.Model(transfer.linear_head(encoder.feature_dim, n_classes), encoder)
+        encoder = encoders.build_encoder(m.encoder)
+        net = core.Model(core.linear_head(encoder.feature_dim, n_classes), encoder)
         for dev in devices:
             for bs in cfg.timing_batches:
                 s = inference_time(net, m.size, bs, dev, repeats=cfg.timing_repeats)
                 rows.append({"model": m.name, "device": dev, "batch_size": bs, "ms_per_image": 1e3 * s,
                              "images_per_s": 1.0 / s})
     return pd.DataFrame(rows)
-
-
-# ------------------------------------------------------------------------------ transfer efficiency
-def transfer_efficiency(pretrained: float, scratch: float, reference: float, eps: float = 1e-9) -> tuple[float, str]:
-    """TE = (S_pretrained - S_scratch) / (S_reference - S_scratch), all scores at equal labels (same folds):
-    the fraction of the gap between training from scratch and the in-domain reference that pretraining
-    closes (1 = as good as the reference, 0 = no better than scratch, > 1 beats it, < 0 hurts). Returns
-    (NaN, reason) when the reference does not beat scratch (gap <= eps): the ratio means nothing then."""
-    vals = (pretrained, scratch, reference)
-    if any(v is None or not np.isfinite(v) for v in vals):
-        return float("nan"), "a score is missing or not finite"
-    gap = reference - scratch
-    if gap <= eps:
-        return float("nan"), f"reference does not beat scratch (gap {gap:.3g}): nothing to close"
-    return float((pretrained - scratch) / gap), ""
-
-
-def efficiency_table(scores: pd.DataFrame, scratch: str, reference: str, metric: str = "macro_f1",
-                     models: Sequence[str] | None = None) -> pd.DataFrame:
-    """Transfer efficiency of `models` (default: every other model) against `scratch` and `reference` (model
-    names in `scores`): per-fold TE (mean, sd over folds with a defined TE) and TE of the fold means, with reasons."""
-    pivot = scores.pivot_table(index="fold", columns="model", values=metric)
-    for name in (scratch, reference):
-        if name not in pivot.columns:
-            raise ValueError(f"model {name!r} not in the scores (models: {list(pivot.columns)})")
-    rows = []
-    for model in (models if models is not None else pivot.columns):
-        if model in (scratch, reference):
-            continue
-        if model not in pivot.columns:
-            raise ValueError(f"model {model!r} not in the scores (models: {list(pivot.columns)})")
-        per_fold = [transfer_efficiency(p, s, r) for p, s, r in zip(pivot[model], pivot[scratch], pivot[reference])]
-        te = np.array([v for v, _ in per_fold])
-        of_means, reason = transfer_efficiency(pivot[model].mean(), pivot[scratch].mean(), pivot[reference].mean())
-        skipped = int(np.isnan(te).sum())
-        reasons = [reason] if reason else []
-        if skipped:
-            kinds = sorted({r.split(" (gap")[0] for _, r in per_fold if r})
-            reasons.append(f"{skipped} of {len(te)} fold(s) undefined: " + "; ".join(kinds))
-        rows.append({"model": model, "scratch": scratch, "reference": reference, "metric": metric,
-                     f"{metric}_model": pivot[model].mean(), f"{metric}_scratch": pivot[scratch].mean(),
-                     f"{metric}_reference": pivot[reference].mean(), "te_of_means": of_means,
-                     "te_fold_mean": float(np.nanmean(te)) if skipped < len(te) else float("nan"),
-                     "te_fold_sd": float(np.nanstd(te, ddof=1)) if len(te) - skipped > 1 else float("nan"),
-                     "folds_defined": len(te) - skipped, "note": "; ".join(reasons)})
-    return pd.DataFrame(rows)
-
-
-# ----------------------------------------------------------------------------------- statistics
-def _groups(scores: pd.DataFrame, metric: str, by: str) -> tuple[list[str], list[np.ndarray]]:
-    names = list(dict.fromkeys(scores[by]))
-    return names, [scores.loc[scores[by] == n, metric].to_numpy(float) for n in names]
-
-
-def anova(scores: pd.DataFrame, metric: str = "macro_f1", by: str = "model", alpha: float = ALPHA) -> pd.DataFrame:
-    """One-way ANOVA of `metric` across `by` groups over folds (scipy.stats.f_oneway): one row with F, p,
-    degrees of freedom and whether p < alpha. Folds are shared by the models, so this ignores the pairing
-    (conservative); a note says when every group is constant and F is undefined."""
-    from scipy.stats import f_oneway
-
-    names, data = _groups(scores, metric, by)
-    if len(names) < 2 or any(len(d) < 2 for d in data):
-        raise ValueError(f"ANOVA needs at least two {by}s with two or more scores each; got "
-                         f"{ {n: len(d) for n, d in zip(names, data)} }")
-    constant = all(np.ptp(d) == 0 for d in data)
-    if constant:
-        stat, p = float("nan"), float("nan")
-    else:
-        res = f_oneway(*data)
-        stat, p = float(res.statistic), float(res.pvalue)
-    n = sum(len(d) for d in data)
-    return pd.DataFrame([{"metric": metric, "groups": len(names), "n": n, "df_between": len(names) - 1,
-                          "df_within": n - len(names), "F": stat, "p_value": p, "alpha": alpha,
-                          "significant": bool(p < alpha) if np.isfinite(p) else False,
-                          "note": "every group constant: F undefined" if constant else ""}])
-
-
-def tukey(scores: pd.DataFrame, metric: str = "macro_f1", by: str = "model", alpha: float = ALPHA) -> pd.DataFrame:
-    """Tukey HSD for every pair of `by` groups (scipy.stats.tukey_hsd): mean difference a - b, its
-    (1 - alpha) confidence interval, adjusted p-value and whether p < alpha."""
-    from scipy.stats import tukey_hsd
-
-    names, data = _groups(scores, metric, by)
-    res = tukey_hsd(*data)
-    ci = res.confidence_interval(1 - alpha)
-    rows = []
-    for i in range(len(names)):
-        for j in range(i + 1, len(names)):
-            p = float(res.pvalue[i, j])
-            rows.append({"a": names[i], "b": names[j], "mean_diff": float(res.statistic[i, j]),
-                         "ci_low": float(ci.low[i, j]), "ci_high": float(ci.high[i, j]), "p_value": p,
-                         "significant": bool(p < alpha)})
-    return pd.DataFrame(rows)
-
-
-def summarize(scores: pd.DataFrame, by: str = "model", metrics: Sequence[str] = ("accuracy", "macro_f1")) -> pd.DataFrame:
-    """Mean and sd over folds per group (columns `<metric>_mean`, `<metric>_sd`, `folds`)."""
-    g = scores.groupby(by, sort=False)
-    out = g[list(metrics)].agg(["mean", "std"])
-    out.columns = [f"{m}_{'sd' if s == 'std' else s}" for m, s in out.columns]
-    out["folds"] = g.size()
-    return out.reset_index()
-
-
-# -------------------------------------------------------------------------------------- figures
-def plot_fold_scores(scores: pd.DataFrame, metric: str = "macro_f1", by: str = "model", title: str = ""):
-    """Each fold's score per group (points, folds joined across groups by colour) with the mean as a bar."""
-    import matplotlib.pyplot as plt
-
-    names = list(dict.fromkeys(scores[by]))
-    fig, ax = plt.subplots(figsize=(1.4 * len(names) + 2, 3.8))
-    means = [scores.loc[scores[by] == n, metric].mean() for n in names]
-    ax.bar(range(len(names)), means, color="0.85", edgecolor="0.4")
-    for fold, g in scores.groupby("fold"):
-        g = g.set_index(by).reindex(names)
-        ax.plot(range(len(names)), g[metric], "o-", alpha=0.7, lw=0.8, ms=4, label=f"fold {fold}")
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names, rotation=25, ha="right", fontsize=8)
-    ax.set_ylabel(metric.replace("_", " "))
-    ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return fig

@@ -1,0 +1,2 @@
+"""Command lines: the `benthic` console script (`main`) with its `train` and `annotate` subcommands, and
+the papermill runner behind `./run_all.sh` (`notebooks`). Nothing in the package imports from here."""

@@ -1,0 +1,55 @@
+"""What the monitoring evaluates: the metric names and labels, and the evaluation settings of one milestone."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+
+from benthic import metrics
+
+
+METRIC_LABELS = {"ami_c1_gt": "AMI(C1,C_GT)", "ami_c1_c2": "AMI(C1,C2)", "s_gt": "S_GT", "s1": "S1",
+                 "entropy": "H(Z3)", "rankme": "RankMe", "alpha_req": "alpha-ReQ"}
+
+
+LABEL_BASED = ("ami_c1_gt", "s_gt")
+
+
+LABEL_FREE = ("ami_c1_c2", "s1", "entropy", "rankme", "alpha_req")
+
+
+ALL_METRICS = ("ami_c1_gt", "ami_c1_c2", "s_gt", "s1", "entropy", "rankme", "alpha_req")
+
+
+SIGNIFICANCE = 0.05
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Evaluation settings of one milestone (paper: 50 neighbours, bin width 0.4; 0.8 and LP lr 0.003
+    for supervised ImageNet models). probe: 'fast' (logistic regression on cached features) or
+    'paper' (benthic.probe.linear_probe: Adam, one-cycle, AutoAugment, 20 epochs).
+    center_z3: UMAP's coordinates have an arbitrary origin, so cosine k-means runs on Z3 minus its
+    mean (our choice; the paper does not say); False clusters the raw coordinates.
+    umap_seed: None runs umap-learn unseeded and multi-threaded, about 1.8x faster on 2 cores but not
+    reproducible (the paper reports UMAP's randomness, so it likely ran this way)."""
+
+    n_neighbors: int = 50
+    bin_width: float = 0.4
+    seed: int = 0
+    silhouette_sample: int | None = metrics.EXACT_SILHOUETTE_MAX
+    umap_knn: str = "exact"
+    umap_epochs: int | None = None
+    umap_seed: int | None = 0
+    outlier_threshold: float = 8.0
+    center_z3: bool = True
+    probe: str = "fast"
+    probe_lr: float = 0.08
+    knn_k: int = 200
+    batch_size: int = 256
+
+    def key(self) -> str:
+        """Short hash of the settings (cache file suffix)."""
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]

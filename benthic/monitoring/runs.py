@@ -1,0 +1,192 @@
+"""The notebooks' monitoring runs: train or reuse SSL milestones and ImageNet encoders, evaluate them at a
+scale, and keep the results files."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from benthic import io
+from benthic.monitoring.config import MonitorConfig
+from benthic.monitoring.milestones import _embed
+from benthic.monitoring.milestones import evaluate_milestone
+from benthic.monitoring.milestones import evaluate_run
+
+
+# test images evaluated per milestone (None = the whole test split) and the probe used, per scale
+# (smoke evaluates only the first method, to stay within the notebook tests' time)
+SSL_SCALES = {"smoke": {"n_test": 150, "probe": "fast", "max_methods": 1},
+              "quick": {"n_test": 2000, "probe": "fast", "max_methods": None},
+              "paper": {"n_test": None, "probe": "paper", "max_methods": None}}
+
+
+# ImageNet models: images embedded at each model's resolution (CPU inference at 224-260 px is slow)
+IMAGENET_SCALES = {"smoke": {"n_test": 60, "n_train": 40, "max_models": 1, "probe": "fast"},
+                   "quick": {"n_test": 300, "n_train": 300, "max_models": None, "probe": "fast"},
+                   "paper": {"n_test": None, "n_train": None, "max_models": None, "probe": "paper"}}
+
+
+RESULTS_SUBDIR = "monitoring"
+
+
+def take_stratified(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A stratified subset of n images and labels (all of them when n is None or too large)."""
+    from benthic.data.cifar import stratified_subset
+
+    if n is None or n >= len(x):
+        return x, y
+    idx = stratified_subset(y, n, seed)
+    return x[idx], y[idx]
+
+
+def methods_for(scale: str, methods: str) -> list[str]:
+    """The comma-separated SSL methods evaluated at `scale` (smoke keeps the first only)."""
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    return names[:SSL_SCALES[scale]["max_methods"]]
+
+
+def results_paths(dataset: str, kind: str = "ssl") -> tuple[Path, Path]:
+    """Committed result files of the paper scale: (per-milestone table CSV, spectra CSV)."""
+    from benthic.paths import RESULTS_DIR
+
+    base = RESULTS_DIR / RESULTS_SUBDIR / f"paper_{kind}_{dataset}"
+    return base.with_suffix(".csv"), base.with_name(base.name + "_spectra.csv")
+
+
+def save_results(table: pd.DataFrame, spectra: pd.DataFrame, dataset: str, kind: str = "ssl") -> tuple[Path, Path]:
+    """Write paper-scale results with command, commit and device columns into results/monitoring/."""
+    from benthic.provenance import provenance
+
+    prov = provenance()
+    table_path, spectra_path = results_paths(dataset, kind)
+    for df, path in ((table, table_path), (spectra, spectra_path)):
+        out = df.assign(command=prov["command"], commit=prov["commit"], device=prov["device"])
+        with io.atomic_path(path) as tmp:
+            out.to_csv(tmp, index=False)
+    return table_path, spectra_path
+
+
+def load_results(dataset: str, kind: str = "ssl") -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Committed paper-scale results (table, spectra), or None when there are none for `dataset`."""
+    table_path, spectra_path = results_paths(dataset, kind)
+    if not table_path.exists():
+        return None
+    table = pd.read_csv(table_path)
+    table["notes"] = table["notes"].fillna("")
+    spectra = pd.read_csv(spectra_path) if spectra_path.exists() else pd.DataFrame()
+    return table, spectra
+
+
+def monitor_ssl_runs(scale: str, methods: list[str], dataset: str = "cifar10", device=None,
+                     use_committed: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Table I data for one dataset: every milestone of every method evaluated (metrics + LP + kNN).
+    Paper scale reads committed results/monitoring files when present (else trains and evaluates, and
+    writes them). Returns (table, spectra, a sentence saying where the numbers come from)."""
+    from benthic.data.cifar import load_cifar
+    from benthic.paths import runs_dir
+    from benthic.ssl import get_config, train_milestones
+
+    if scale == "paper" and use_committed:
+        found = load_results(dataset)
+        if found is not None:
+            table, spectra = found
+            table = table[table.method.isin(methods)]
+            spectra = spectra[spectra.method.isin(methods)] if len(spectra) else spectra
+            prov = table[["commit", "device"]].drop_duplicates().to_dict("records")
+            return table, spectra, f"committed {results_paths(dataset)[0].name} ({prov})"
+    settings = SSL_SCALES[scale]
+    config = MonitorConfig(probe=settings["probe"])
+    test_x, test_y = load_cifar(dataset, "test")
+    test_x, test_y = take_stratified(test_x, test_y, settings["n_test"], 0)
+    tables, spectra = [], []
+    for method in methods:
+        ssl_config = get_config(scale, method, dataset=dataset, device=device)
+        paths = train_milestones(ssl_config)
+        train_x, train_y = load_cifar(dataset, "train")
+        train_x, train_y = take_stratified(train_x, train_y, ssl_config.train_subset, ssl_config.seed)
+        t, s = evaluate_run(paths, test_x, test_y, int(test_y.max()) + 1, lp=True, knn=True,
+                            train_images=train_x, train_labels=train_y, config=config, device=device,
+                            meta={"method": method, "dataset": dataset}, cache_dir=runs_dir(scale) / RESULTS_SUBDIR)
+        tables.append(t)
+        spectra.append(s)
+    table, spectra_df = pd.concat(tables, ignore_index=True), pd.concat(spectra, ignore_index=True)
+    if scale == "paper":
+        save_results(table, spectra_df, dataset)
+    return table, spectra_df, f"computed now at scale {scale!r} on {len(test_x)} test images"
+
+
+def evaluate_imagenet_models(scale: str, dataset: str = "cifar10", models: list[str] | None = None,
+                             device=None) -> pd.DataFrame:
+    """Table II data: each available ImageNet model as a frozen encoder on CIFAR upscaled to its
+    resolution (batch 48), metrics with bin width 0.8 sigma and probe lr 0.003; embeddings cached."""
+    from benthic.data.cifar import load_cifar
+    from benthic.paths import runs_dir
+    from benthic.models.pretrained import available_imagenet_models, load_imagenet_encoder, model_family
+
+    settings = IMAGENET_SCALES[scale]
+    names = models if models is not None else available_imagenet_models()[:settings["max_models"]]
+    config = MonitorConfig(bin_width=0.8, probe=settings["probe"], probe_lr=0.003, batch_size=48)
+    test_x, test_y = take_stratified(*load_cifar(dataset, "test"), settings["n_test"], 0)
+    train_x, train_y = take_stratified(*load_cifar(dataset, "train"), settings["n_train"], 0)
+    cache = runs_dir(scale) / RESULTS_SUBDIR / "imagenet"
+    rows = []
+    for name in tqdm(names, desc="ImageNet models"):
+        encoder, size, mean, std = load_imagenet_encoder(name)
+        if config.probe == "paper":  # the paper's probe trains on augmented images: embeds them itself
+            row = evaluate_milestone(encoder, test_x, test_y, lp=True, knn=True, train_images=train_x,
+                                     train_labels=train_y, config=config, device=device)
+        else:
+            z_test, z_train = (_cached_embeddings(cache, name, dataset, split, x, encoder, config, device)
+                               for split, x in (("test", test_x), ("train", train_x)))
+            row = evaluate_milestone(z_test, labels=test_y, lp=True, knn=True, train_images=z_train,
+                                     train_labels=train_y, config=config)
+        rows.append({"model": name, "family": model_family(name), "dataset": dataset, "input_size": size,
+                     "feature_dim": encoder.feature_dim, **row})
+    return pd.DataFrame(rows)
+
+
+def _cached_embeddings(cache: Path, name: str, dataset: str, split: str, images: np.ndarray, encoder,
+                       config: MonitorConfig, device) -> np.ndarray:
+    digest = hashlib.sha1(np.ascontiguousarray(images).tobytes()).hexdigest()[:10]
+    path = cache / f"{name}-{dataset}-{split}-{len(images)}-{digest}.npy"
+    if path.exists():
+        return np.load(path)
+    z = _embed(encoder, images, None, None, config.batch_size, device)
+    io.save_npy(path, z)
+    return z
+
+
+def available_datasets(scale: str, wanted: str = "auto") -> tuple[list[str], list[str]]:
+    """(datasets to use, messages about those left out). 'auto': CIFAR-10, plus CIFAR-100 at the paper
+    scale when its files (or committed results) are present; a requested dataset that is missing
+    raises FileNotFoundError saying what to fetch."""
+    from benthic.data.cifar import load_cifar
+
+    if wanted != "auto":
+        return [d.strip() for d in wanted.split(",") if d.strip()], []
+    use, left_out = ["cifar10"], []
+    if scale == "paper":
+        if load_results("cifar100") is not None:
+            use.append("cifar100")
+        else:
+            try:
+                load_cifar("cifar100", "test")
+                use.append("cifar100")
+            except FileNotFoundError as exc:
+                left_out.append(f"CIFAR-100 left out: {exc}")
+    else:
+        left_out.append("CIFAR-100 is evaluated at the paper scale only (pass datasets='cifar10,cifar100' to force)")
+    return use, left_out
+
+
+def missing_imagenet_models() -> pd.DataFrame:
+    """The paper's torchvision models that are not available here, with the file to fetch and where."""
+    from benthic.models.pretrained import TORCHVISION_MODELS, available_imagenet_models, torchvision_weight_file
+
+    have = set(available_imagenet_models())
+    return pd.DataFrame([{"model": n, "weight_file": torchvision_weight_file(n).name,
+                          "folder": str(torchvision_weight_file(n).parent)} for n in TORCHVISION_MODELS if n not in have])

@@ -1,0 +1,5 @@
+"""Transfer of an encoder to labelled seafloor tasks: one fit/predict core (`core`), per-scale settings
+(`config`), the compared encoders (`encoders`), one-hot learning curves (`onehot`), hierarchical probes
+(`hml_probe`) and the model file `benthic annotate` loads (`hml_model`), the mixed-depth experiment
+(`mixed_depth`), cross-validation (`crossval`, `cv_stats`), federated training (`federated`) and
+committed result tables (`results`). Import the submodule you need."""
