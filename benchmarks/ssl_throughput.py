@@ -62,7 +62,7 @@ class TorchvisionPairs(torch.utils.data.Dataset):
 
 def make_step(method: str, backbone: str, device: torch.device, args):
     torch.manual_seed(0)
-    model = METHODS[method](build_backbone(backbone), width=args.head_width).to(device)
+    model = METHODS[method].cls(build_backbone(backbone), width=args.head_width).to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)

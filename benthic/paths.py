@@ -1,22 +1,49 @@
-"""Where the project keeps data, run caches, results and figures, and safe joining of paths from CSVs."""
+"""Where the project keeps data, run caches, results and figures, and safe joining of paths from CSVs.
+
+Data sets live in a data folder (`data_dir`: the repository's data/, `$BENTHIC_DATA` or an argument); outputs go
+under ROOT (`project_home`): the repository root in a source checkout, else `$BENTHIC_HOME` or the current
+directory, so an installed package never writes into site-packages."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("BENTHIC_DATA", ROOT / "data"))
+from benthic.scales import check_scale
+
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent  # the source checkout, or site-packages once installed
+
+
+def is_checkout(folder: str | os.PathLike) -> bool:
+    """True when `folder` is this project's source checkout (it has pyproject.toml and notebooks/)."""
+    folder = Path(folder)
+    return (folder / "pyproject.toml").is_file() and (folder / "notebooks").is_dir()
+
+
+IN_CHECKOUT = is_checkout(PACKAGE_PARENT)  # False for a non-editable install (site-packages, pip --target)
+
+
+def project_home() -> Path:
+    """The writable folder outputs go under (runs/, figures/, results/, executed/): the repository root when the
+    package runs from its source checkout, else `$BENTHIC_HOME` or the current directory (never site-packages)."""
+    if IN_CHECKOUT:
+        return PACKAGE_PARENT
+    return Path(os.environ.get("BENTHIC_HOME") or Path.cwd()).resolve()
+
+
+def data_dir(folder: str | os.PathLike | None = None) -> Path:
+    """The data-set folder: `folder` when given, else `$BENTHIC_DATA`, else `data/` of the project folder (the
+    repository's data/ in a checkout). Runtime tables (CATAMI, translations) are not here: they ship in the
+    package (benthic/hierarchy/tables/)."""
+    if folder is not None:
+        return Path(folder)
+    env = os.environ.get("BENTHIC_DATA")
+    return Path(env) if env else project_home() / "data"
+
+
+ROOT = project_home()  # the project folder: repository root in a checkout, else $BENTHIC_HOME or the cwd
+DATA_DIR = data_dir()
 RESULTS_DIR = ROOT / "results"
-
-SCALES = ("smoke", "quick", "paper")
-
-
-def check_scale(scale: str) -> str:
-    """Return `scale` if it is one the package knows, else raise a ValueError naming the choices."""
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}: choose one of {', '.join(SCALES)}")
-    return scale
 
 
 def output_dir(scale: str) -> Path:

@@ -8,7 +8,7 @@ import platform
 import subprocess
 import sys
 
-from benthic.paths import ROOT
+from benthic.paths import IN_CHECKOUT, ROOT
 
 
 def provenance(command: str | None = None) -> dict:
@@ -16,11 +16,13 @@ def provenance(command: str | None = None) -> dict:
     count (CPU results are bit-reproducible only at the same thread count), for results files."""
     import torch
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    commit = "unknown"  # installed (no checkout): ROOT is then $BENTHIC_HOME or the cwd, not this code's repository
+    if IN_CHECKOUT:
+        try:
+            commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                    check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            commit = "unknown"
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU {platform.processor() or platform.machine()} x{os.cpu_count()}"
     return {"command": command or " ".join(sys.argv), "commit": commit, "device": device, "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),

@@ -1,7 +1,5 @@
 """Backbones: CIFAR-stem ResNet-18 (512-d), ResNet-50, ViTs, small CNN; ImageNet names delegate."""
 
-import sys
-import types
 
 import pytest
 import torch

@@ -94,7 +94,7 @@ def test_masked_nodes_match_definition_on_real_hierarchy():
 def test_real_hierarchies_heads_and_sizes():
     hs = catami.load_hierarchies()
     assert tuple(hs) == catami.HEADS
-    paths = pd.read_csv(DATA_DIR / "benthicnet" / "benthicnet_probes_catami_paths.csv")["catami"]
+    paths = catami.read_table(catami.PATHS_CSV)["catami"]
     for text in paths:
         head = text.split(">")[0].strip()[1:-1].lower()
         names = catami.split_path(text)
@@ -124,7 +124,7 @@ def test_every_shipped_path_is_found():
 
 
 def test_caab_parent_fix_and_paths():
-    raw = pd.read_csv(DATA_DIR / "catami" / "catami-caab-codes_1.4.csv", dtype=str)
+    raw = catami.read_table(catami.CAAB_CSV, dtype=str)
     assert set(raw.loc[raw.SPECIES_CODE.isin(["63600902", "63600903"]), "CATAMI_PARENT_ID"]) == {"80000901"}
     table = catami.load_caab_table()
     assert len(table) == 289

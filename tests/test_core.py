@@ -5,6 +5,7 @@ import os
 import pytest
 
 from benthic import io, paths
+from benthic.scales import check_scale
 from benthic.cli.notebooks import parse_value
 
 
@@ -52,7 +53,7 @@ def test_parse_value():
 
 def test_unknown_scale_is_refused():
     with pytest.raises(ValueError, match="smoke, quick, paper"):
-        paths.check_scale("huge")
+        check_scale("huge")
 
 
 def test_provenance_names_the_commit_and_thread_count():

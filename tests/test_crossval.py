@@ -126,17 +126,17 @@ def test_cross_validate_scores_match_sklearn():
         crossval.cross_validate({"bad": lambda tr, te, f: np.zeros(1)}, y, folds)
 
 
-def test_augment_batch_flags():
+def test_rotate_zoom_flip_flags():
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(16, 3, 8, 8)
-    assert torch.equal(crossval.augment_batch(x, gen, False, False, False), x)
-    flipped = crossval.augment_batch(x, gen, False, False, True)
+    assert torch.equal(crossval.rotate_zoom_flip(x, gen, False, False, False), x)
+    flipped = crossval.rotate_zoom_flip(x, gen, False, False, True)
     options = lambda i: [x[i], x[i].flip(2), x[i].flip(1), x[i].flip(1).flip(2)]
     assert all(any(torch.equal(flipped[i], o) for o in options(i)) for i in range(16))
     assert not torch.equal(flipped, x)
-    rotated = crossval.augment_batch(x, gen, True, False, False)
+    rotated = crossval.rotate_zoom_flip(x, gen, True, False, False)
     assert rotated.shape == x.shape and not torch.allclose(rotated, x)
-    zoomed = crossval.augment_batch(x, gen, False, True, False, scale_range=(1.0, 1.0))
+    zoomed = crossval.rotate_zoom_flip(x, gen, False, True, False, scale_range=(1.0, 1.0))
     assert torch.allclose(zoomed, x, atol=1e-5)  # zoom 1 and no rotation: the sampling grid is the identity
     assert crossval.arm_name((True, False, True)) == "rotation + flipping" and crossval.arm_name((0, 0, 0)) == "none"
 

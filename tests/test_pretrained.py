@@ -10,7 +10,8 @@ from benthic.models import pretrained
 
 
 def _china(size: int, mean, std, antialias: bool = False) -> torch.Tensor:
-    """china.jpg squashed to size x size, as the SPEC's check did (bilinear, no antialiasing)."""
+    """china.jpg squashed to size x size, as the developers' first check of the weights did (bilinear, no
+    antialiasing)."""
     x = torch.from_numpy(load_sample_image("china.jpg").copy()).permute(2, 0, 1)[None].float() / 255
     x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=antialias, align_corners=False)
     return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
@@ -25,7 +26,7 @@ def test_lite0_has_real_imagenet_weights():
         top5 = encoder.logits(x).topk(5).indices[0].tolist()
         full = encoder.body.net(x)  # the original network's forward: pooled features -> _fc
     assert feats.shape == (1, encoder.feature_dim) == (1, 1280)
-    assert set(top5) >= {442, 832, 663, 538}  # bell cote, stupa, monastery, dome (SPEC)
+    assert set(top5) >= {442, 832, 663, 538}  # ImageNet bell cote, stupa, monastery, dome
     torch.testing.assert_close(full, encoder.classifier(feats))
     with torch.no_grad():  # the antialiased resize of `embed` shifts ranks 2-5 but not the top class
         assert encoder.logits(_china(size, mean, std, antialias=True)).argmax().item() == 442

@@ -29,6 +29,21 @@ def test_notebook_opens_with_explanation_and_parameters(path):
     assert re.search(r"^scale\s*=", "".join(tagged[0]["source"]), re.M), f"{path.name}: no `scale =` parameter"
 
 
+def _methods_anchors() -> set[str]:
+    """GitHub-style anchors of the headings of docs/methods.md."""
+    text = (ROOT / "docs" / "methods.md").read_text()
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in re.findall(r"^#+ (.+)$", text, re.M)}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_links_existing_methods_sections(path):
+    first = "".join(json.loads(path.read_text())["cells"][0]["source"])
+    links = re.findall(r"\.\./docs/methods\.md#([\w-]+)", first)
+    assert links, f"{path.name}: the first cell should link to ../docs/methods.md#<section>"
+    missing = sorted(set(links) - _methods_anchors())
+    assert not missing, f"{path.name}: links to sections docs/methods.md does not have: {missing}"
+
+
 def test_ci_calls_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1].strip()
     assert ci == "./run_all.sh test"

@@ -26,7 +26,7 @@ def tiny_images(n=64, size=16, seed=0):
 def make(name, **kw):
     torch.manual_seed(0)
     kw = {"queue_size": 128, **kw} if name == "mocov2" else kw
-    return METHODS[name](small_cnn((16, 16, 32, 32)), width=64, **kw)
+    return METHODS[name].cls(small_cnn((16, 16, 32, 32)), width=64, **kw)
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))

@@ -59,7 +59,7 @@ def test_milestones_saved_idempotent_and_safe_to_load(monkeypatch, tmp_path):
     # one-cycle stepped per batch: 256 images / 64 = 4 steps per epoch, 12 in all, LR annealed at the end
     assert ckpt["scheduler"]["total_steps"] == 12 and ckpt["scheduler"]["last_epoch"] == 12
     lrs = [h["lr_last_batch"] for h in ckpt["history"]]
-    assert lrs[0] > lrs[-1] and lrs[-1] < 1e-3 * ssl.METHODS["simclr"].lr
+    assert lrs[0] > lrs[-1] and lrs[-1] < 1e-3 * ssl.METHODS["simclr"].cls.lr
     assert all(np.isfinite(h["loss"]) for h in ckpt["history"])
     init = torch.load(paths[0], weights_only=True)["model"]
     assert not torch.equal(init["backbone.trunk.0.weight"], ckpt["model"]["backbone.trunk.0.weight"])
@@ -114,7 +114,8 @@ def test_milestone_hook_sees_each_encoder_in_memory_and_changes_nothing(monkeypa
 
 def test_nonfinite_loss_stops_and_keeps_last_good_milestone(monkeypatch, tmp_path):
     monkeypatch.setenv("BENTHIC_RUNS", str(tmp_path))
-    monkeypatch.setitem(trainer.METHODS, "simclr", nan_after(trainer.METHODS["simclr"], 6))  # 4 steps per epoch: dies in epoch 2
+    spec = ssl.METHODS["simclr"]  # 4 steps per epoch: dies in epoch 2
+    monkeypatch.setitem(ssl.METHODS, "simclr", replace(spec, cls=nan_after(spec.cls, 6)))
     cfg = smoke()
     with pytest.raises(FloatingPointError, match="non-finite loss.*epoch 2.*epoch0001.pt"):
         ssl.train_milestones(cfg, images=tiny_images())

@@ -84,7 +84,7 @@ def test_condition_task_keeps_tiles_with_exactly_one_condition():
 def test_summarize_gives_mean_and_spread_over_seeds():
     df = pd.DataFrame({"encoder": ["a"] * 3, "protocol": ["p"] * 3, "fraction": [0.1] * 3,
                        "accuracy": [0.5, 0.6, 0.7], "macro_f1": [0.1, 0.2, 0.3]})
-    s = onehot.summarize(df)
+    s = onehot.seed_summary(df)
     assert s.loc[0, "accuracy_mean"] == pytest.approx(0.6) and s.loc[0, "accuracy_std"] == pytest.approx(0.1)
     assert s.loc[0, "seeds"] == 3
 

@@ -45,8 +45,9 @@ def files_from_csv(csv_path: str | os.PathLike, image_root: str | os.PathLike) -
     return list(dict.fromkeys(image_path(image_root, row) for _, row in frame.iterrows()))
 
 
-def load_image(path: Path, size: int) -> tuple[np.ndarray | None, str]:
-    """(uint8 (size, size, 3) array, "") or (None, reason): missing, unreadable, empty, not an image, corrupt."""
+def load_image_stretched(path: Path, size: int) -> tuple[np.ndarray | None, str]:
+    """(uint8 (size, size, 3) array, "") or (None, reason): missing, unreadable, empty, not an image, corrupt.
+    The whole photo is stretched (bilinear) to a square, as the reef tiles the heads are trained on are seen."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -204,7 +205,7 @@ def annotate(files: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, 
         bar = tqdm(total=len(names), initial=len(names) - len(todo), desc="annotate", unit="img", disable=not progress)
         for start in range(0, len(todo), batch_size):
             chunk = todo[start:start + batch_size]
-            loaded = [(n, *load_image(f, size)) for n, f in chunk]
+            loaded = [(n, *load_image_stretched(f, size)) for n, f in chunk]
             good = [(n, a) for n, a, _ in loaded if a is not None]
             preds = predict(np.stack([a for _, a in good])) if good else []
             rows = {n: record(n, {h: p[h] for h in heads}) for (n, _), p in zip(good, preds)}

@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from benthic.paths import ROOT, check_scale
+from benthic.paths import ROOT
+from benthic.scales import SCALES, check_scale
 
 NOTEBOOK_DIR = ROOT / "notebooks"
 KERNEL_NAME = "benthic"
@@ -66,7 +67,8 @@ def describe_failure(exc: BaseException, output: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command line of the runner: `python -m benthic.cli.notebooks --scale quick --only 00,02 -p key value`."""
     parser = argparse.ArgumentParser(description="Regenerate the tables and figures by executing the notebooks.")
-    parser.add_argument("--scale", default="quick", help="smoke, quick (CPU, minutes) or paper (GPU)")
+    parser.add_argument("--scale", default="quick", choices=SCALES,
+                        help="smoke (tests), quick (CPU, minutes) or paper (GPU, the papers' settings)")
     parser.add_argument("--only", default="", help="comma-separated notebook numbers or names, e.g. 00,02")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="extra papermill parameter passed to every notebook")

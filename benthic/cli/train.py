@@ -9,14 +9,16 @@ from dataclasses import replace
 
 import numpy as np
 
-from benthic.ssl import METHOD_NAMES, get_config, train_milestones
+from benthic.scales import SCALES
+from benthic.ssl import METHOD_NAMES, PRESETS, get_config, methods_help, train_milestones
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The training options; unset ones keep the preset of --scale (benthic.ssl.CONFIGS)."""
-    parser.add_argument("--method", required=True, choices=METHOD_NAMES)
-    parser.add_argument("--scale", default="paper", choices=("smoke", "quick", "paper"),
-                        help="preset to start from (default paper: the papers' settings)")
+    """The training options; unset ones keep the preset of --scale (benthic.ssl.config.PRESETS)."""
+    parser.add_argument("--method", required=True, choices=METHOD_NAMES, help=methods_help())
+    parser.add_argument("--scale", default="paper", choices=PRESETS.names(),
+                        help=f"preset to start from: a scale ({', '.join(SCALES)}) or a named preset "
+                             "(default paper: the papers' settings)")
     parser.add_argument("--dataset", help="cifar10 or cifar100")
     parser.add_argument("--backbone", help="resnet18_cifar, resnet50, vit_tiny, vit_b_16, small_cnn")
     parser.add_argument("--epochs", type=int)

@@ -126,7 +126,7 @@ def read_labelled_csv(path: str | os.PathLike, hierarchies: dict[str, Hierarchy]
                 bad = (df[column] == value).to_numpy()
                 _fail(path, int(np.flatnonzero(bad)[0]), column,
                       f"unknown CATAMI path {value!r} for the {head} head (not in the hierarchy from "
-                      f"data/benthicnet/benthicnet_probes_catami_paths.csv)", int(bad.sum()))
+                      f"benthic/hierarchy/tables/benthicnet_probes_catami_paths.csv)", int(bad.sum()))
     return _finish(path, df)
 
 
@@ -198,8 +198,9 @@ def missing_images_message(frame: pd.DataFrame, root: str | os.PathLike, example
     return "\n".join(lines)
 
 
-def _load_rgb(path: Path, size: int | None) -> np.ndarray:
-    """Decode an image to uint8 RGB; with `size`, resize the shorter side to it and centre-crop a square."""
+def _load_rgb_centre_square(path: Path, size: int | None) -> np.ndarray:
+    """Decode an image to uint8 RGB; with `size`, resize the shorter side to it (bilinear) and centre-crop a
+    square, keeping the aspect of BenthicNet's photos of any shape."""
     from PIL import Image
 
     with Image.open(path) as im:
@@ -230,7 +231,7 @@ class BenthicNetImages:
     def __getitem__(self, i: int) -> tuple[np.ndarray, int] | None:
         try:
             path = image_path(self.root, self.records[i])
-            return _load_rgb(path, self.size), i
+            return _load_rgb_centre_square(path, self.size), i
         except (OSError, ValueError, SyntaxError) as err:  # missing, unreadable/corrupt, unsafe path
             reason = f"{type(err).__name__}: {err}"
             self.skipped[i] = reason

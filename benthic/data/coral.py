@@ -120,6 +120,7 @@ def load_coral(root: str | Path | None = None, size: int = 128) -> CoralSet:
     images = np.empty((len(files), size, size, 3), dtype=np.uint8)
     for i, path in enumerate(files):
         with Image.open(path) as im:
+            # the tiles are square: a plain Lanczos downscale keeps their detail without cropping
             images[i] = np.asarray(im.convert("RGB").resize((size, size), Image.Resampling.LANCZOS))
     labels = np.stack([annotations[f.stem] for f in files])
     tile_ids = [f.stem for f in files]

@@ -1,11 +1,13 @@
-"""Dataset statistics of the BenthicNet paper (SPEC C) for any catalogue in BenthicNet's schema: images per
-source/dataset/site, a map of sites, depth distribution, annotations per CATAMI head and level, and the
-effect of spatial subsampling. Tables are pandas DataFrames; figures are matplotlib Figures."""
+"""Dataset statistics of the BenthicNet paper (Lowe et al., 2024, arXiv:2405.05241; docs/methods.md#dataset-statistics)
+for any catalogue in BenthicNet's schema: images per source/dataset/site, a map of sites, depth distribution,
+annotations per CATAMI head and level, and the effect of spatial subsampling. Tables are pandas DataFrames; figures
+are matplotlib Figures."""
 
 from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +16,29 @@ import pandas as pd
 from benthic.hierarchy.catami import HEADS, Hierarchy, split_path
 from benthic.data import benthicnet
 from benthic.data.benthicnet import BENTHICNET_RELEASE as BENTHICNET_DOI
-from benthic.paths import DATA_DIR, check_scale
+from benthic.paths import DATA_DIR
+from benthic.scales import Registry, Settings, check_scale
 
 IMAGE_KEY = ("dataset", "site", "image")
-CONFIGS = {"smoke": {"synthetic_rows": 5_000}, "quick": {"synthetic_rows": 200_000}, "paper": {"synthetic_rows": 0}}
 LEVELS = ("source", "dataset", "site")
+
+
+@dataclass(frozen=True)
+class StatsScale(Settings):
+    """Notebook 00 at one scale: rows of the SYNTHETIC BenthicNet-like catalogue described beside the real
+    rows (0 at the paper scale, which describes the real BenthicNet CSVs)."""
+
+    synthetic_rows: int
+
+    def validate(self) -> None:
+        if self.synthetic_rows < 0:
+            raise ValueError(f"synthetic_rows must be >= 0, got {self.synthetic_rows}")
+
+
+STATS: Registry[StatsScale] = Registry("dataset statistics", StatsScale)
+STATS.register("smoke", StatsScale(synthetic_rows=5_000))
+STATS.register("quick", StatsScale(synthetic_rows=200_000))
+STATS.register("paper", StatsScale(synthetic_rows=0))
 
 
 def n_images(df: pd.DataFrame) -> int:
@@ -144,7 +164,7 @@ def benthicnet_full(root: str | os.PathLike) -> pd.DataFrame:
 
 def reef_catalogue(root: str | os.PathLike | None = None) -> pd.DataFrame:
     """The reef-photo set as a labelled catalogue: one row per (tile, label), survey metadata for position
-    (DMS strings parsed), depth and date, and CATAMI paths from data/translations/coral_condition_to_catami.csv."""
+    (DMS strings parsed), depth and date, and CATAMI paths from benthic/hierarchy/tables/coral_condition_to_catami.csv."""
     from benthic.hierarchy.catami import load_hierarchies
     from benthic.data import coral
     from benthic.hierarchy.translate import load_translation
@@ -193,7 +213,7 @@ def quick_catalogues(scale: str) -> dict[str, pd.DataFrame]:
     """The catalogues the smoke/quick scales describe: shipped BenthicNet rows, the reef set and a SYNTHETIC one."""
     from benthic.data.synthetic import synthetic_catalogue
 
-    n = CONFIGS[check_scale(scale)]["synthetic_rows"]
+    n = STATS.get(scale).synthetic_rows
     return {"BenthicNet (shipped rows)": benthicnet_shipped(),
             "reef photos (coral_condition)": reef_catalogue(),
             f"SYNTHETIC ({n:,} images)": synthetic_catalogue(n, seed=0, labelled=True)}

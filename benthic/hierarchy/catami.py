@@ -7,16 +7,22 @@ import math
 import os
 import re
 from collections.abc import Iterable
+from importlib.resources import as_file, files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from benthic.paths import DATA_DIR
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 HEADS = ("biota", "substrate", "relief", "bedforms")
-PATHS_CSV = DATA_DIR / "benthicnet" / "benthicnet_probes_catami_paths.csv"
-CAAB_CSV = DATA_DIR / "catami" / "catami-caab-codes_1.4.csv"
+# Runtime tables ship inside the package (package data, see tables/PROVENANCE.txt); read them through
+# importlib.resources so that an installed (non-editable, even zipped) package finds them too.
+TABLES_DIR = files("benthic.hierarchy") / "tables"
+PATHS_CSV = TABLES_DIR / "benthicnet_probes_catami_paths.csv"
+CAAB_CSV = TABLES_DIR / "catami-caab-codes_1.4.csv"
 
 _HEAD_TAG = re.compile(r"^\s*\[([A-Za-z_ ]+)\]\s*$")
 _SEPARATOR = re.compile(r"\s+>\s+")
@@ -144,13 +150,22 @@ class Hierarchy:
         return self._cached_R
 
 
+def read_table(path: str | os.PathLike | Traversable, **kwargs) -> pd.DataFrame:
+    """pandas.read_csv of a file path or of a table shipped in the package (a Traversable of TABLES_DIR)."""
+    if isinstance(path, (str, os.PathLike)):
+        return pd.read_csv(Path(path), **kwargs)
+    with as_file(path) as real:  # a real file even when the package is zipped
+        return pd.read_csv(real, **kwargs)
+
+
 def load_hierarchies(path: str | os.PathLike | None = None) -> dict[str, Hierarchy]:
-    """The four CATAMI heads from BenthicNet's probe paths CSV (column 'catami', '[HEAD] > A > B')."""
+    """The four CATAMI heads from BenthicNet's probe paths CSV (column 'catami', '[HEAD] > A > B');
+    default: the copy shipped in the package (benthic/hierarchy/tables/)."""
     path = Path(path) if path is not None else PATHS_CSV
-    if not path.exists():
+    if not path.is_file():
         raise FileNotFoundError(f"CATAMI paths file {path} not found: copy benthicnet_probes_catami_paths.csv "
                                 f"(DalhousieAI/benthicnet_probes graph_info/finalized_output.csv) there")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df = read_table(path, dtype=str, keep_default_na=False)
     if "catami" not in df.columns:
         raise ValueError(f"{path}: no 'catami' column (columns: {list(df.columns)})")
     per_head: dict[str, list[tuple[str, ...]]] = {h: [] for h in HEADS}
@@ -168,12 +183,13 @@ def load_hierarchies(path: str | os.PathLike | None = None) -> dict[str, Hierarc
 def load_caab_table(path: str | os.PathLike | None = None) -> pd.DataFrame:
     """The CATAMI v1.4 CAAB code table with the Seagrasses parent error fixed and a 'path' column added.
 
-    Columns: code, name (display name), parent (code or -1), cpc, path (tuple of names from the root)."""
+    Columns: code, name (display name), parent (code or -1), cpc, path (tuple of names from the root).
+    Default: the copy shipped in the package (benthic/hierarchy/tables/)."""
     path = Path(path) if path is not None else CAAB_CSV
-    if not path.exists():
+    if not path.is_file():
         raise FileNotFoundError(f"CATAMI CAAB table {path} not found: copy catami-caab-codes_1.4.csv "
                                 f"(CATAMI v1.4, https://catami.org) there")
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    raw = read_table(path, dtype=str, keep_default_na=False)
     for col in ("SPECIES_CODE", "CATAMI_DISPLAY_NAME", "CATAMI_PARENT_ID"):
         if col not in raw.columns:
             raise ValueError(f"{path}: missing column {col!r}")

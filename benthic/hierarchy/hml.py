@@ -1,4 +1,5 @@
-"""Hierarchical multi-label (HML) classification over CATAMI (SPEC E, after C-HMCNN).
+"""Hierarchical multi-label (HML) classification over CATAMI (Xu et al., 2024, arXiv:2409.06618), after
+C-HMCNN (Giunchiglia & Lukasiewicz, 2020, arXiv:2010.10151); definitions in docs/methods.md#hml-head.
 
 One sigmoid output per CATAMI node for each head (biota, substrate, relief, bedforms) on a shared
 trunk; the consistency layer takes a node's probability as the max of its own and its descendants'
@@ -75,7 +76,8 @@ def _block_diag(mats: Sequence[np.ndarray]) -> np.ndarray:
 
 
 class HMLHead(nn.Module):
-    """Shared trunk (BatchNorm1d before each Linear; hidden width and dropout as in SPEC E) with one
+    """Shared trunk (BatchNorm1d before each Linear; hidden 2048 and dropout 0.7 by default, as in the public
+    benthicnet_probes code of Xu et al., 2024, arXiv:2409.06618; docs/methods.md#hml-head) with one
     output per CATAMI node of every head; `forward` returns raw logits (B, total nodes)."""
 
     def __init__(self, in_dim: int, ancestor_matrices: Mapping[str, np.ndarray], hidden: int = 2048,

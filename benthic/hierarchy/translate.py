@@ -1,7 +1,8 @@
-"""Source label schemes -> CATAMI targets: validated translation tables (data/translations/), per-image
+"""Source label schemes -> CATAMI targets: validated translation tables (benthic/hierarchy/tables/), per-image
 HML targets and masks from multi-hot labels (BenthicNet's own CSV is already in CATAMI: see
 benthic.data.benthicnet.group_labels / encode_heads), and the seeded simulation of research groups that
-label to different depths or only some heads (SPEC B: mixed annotation levels)."""
+label to different depths or only some heads (mixed annotation levels: Xu et al., 2024, arXiv:2409.06618;
+docs/methods.md#missing-annotation-levels and #label-translation)."""
 
 from __future__ import annotations
 
@@ -12,29 +13,32 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from benthic.hierarchy.catami import Hierarchy, split_path
-from benthic.paths import DATA_DIR
+from benthic.hierarchy.catami import TABLES_DIR, Hierarchy, read_table, split_path
 
-TRANSLATIONS_DIR = DATA_DIR / "translations"
+TRANSLATIONS_DIR = TABLES_DIR  # the shipped tables (package data, read with importlib.resources)
 COLUMNS = ("source_label", "source_name", "head", "catami_path", "exact", "note")
 Targets = dict[str, tuple[np.ndarray, np.ndarray]]  # head -> (target float32 (N, n), mask bool (N, n))
 
 
-def _table_path(name_or_path: str | os.PathLike, what: str) -> Path:
-    """A table's file: a bare name means data/translations/<name>.csv; FileNotFoundError when absent."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = TRANSLATIONS_DIR / f"{name_or_path}.csv"
-    if not path.exists():
+def _table_path(name_or_path: str | os.PathLike, what: str):
+    """A table's file: a bare name (no suffix) means the shipped table <name>.csv of TRANSLATIONS_DIR
+    (benthic/hierarchy/tables/), anything else a file of yours; FileNotFoundError when absent."""
+    if isinstance(name_or_path, (str, os.PathLike)):
+        path = Path(name_or_path)
+        if not path.suffix:
+            path = TRANSLATIONS_DIR / f"{name_or_path}.csv"
+    else:
+        path = name_or_path  # already a shipped table (an importlib.resources Traversable)
+    if not path.is_file():
         raise FileNotFoundError(f"{what} {path} not found (see {TRANSLATIONS_DIR / 'README.md'})")
     return path
 
 
 def load_translation(name_or_path: str | os.PathLike, hierarchies: Mapping[str, Hierarchy]) -> pd.DataFrame:
-    """Read a translation table (a name in data/translations/ or a path) and check every row: known head,
+    """Read a translation table (a name in benthic/hierarchy/tables/ or a path) and check every row: known head,
     a path that exists in that head's hierarchy, and a note (the reason when the path is empty)."""
     path = _table_path(name_or_path, "translation table")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df = read_table(path, dtype=str, keep_default_na=False)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; expected {list(COLUMNS)}")
@@ -106,7 +110,7 @@ def load_scheme(name_or_path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str
     """A source scheme's own label tree (not CATAMI): the table's `head` / `catami_path` columns name the
     scheme's heads and paths, from which the hierarchies are built; returns (validated table, hierarchies)."""
     path = _table_path(name_or_path, "label scheme")
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    raw = read_table(path, dtype=str, keep_default_na=False)
     if not {"head", "catami_path"} <= set(raw.columns):
         raise ValueError(f"{path}: a scheme needs the columns {list(COLUMNS)}")
     paths: dict[str, list[tuple[str, ...]]] = {}

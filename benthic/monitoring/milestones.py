@@ -44,7 +44,7 @@ def _silhouettes(z: np.ndarray, labelings: dict[str, np.ndarray | None], config:
     return out
 
 
-def _embed(encoder, images, mean, std, batch_size, device) -> np.ndarray:
+def embed_images(encoder, images, mean, std, batch_size, device) -> np.ndarray:
     """benthic.ssl.embed, imported on first use: importing monitoring stays ~1 s instead of ~4 s (lightly)."""
     from benthic.ssl import embed
 
@@ -66,7 +66,7 @@ def evaluate_milestone(source, images: np.ndarray | None = None, labels: np.ndar
     elif images is None:
         raise ValueError("evaluate_milestone needs `images` to embed with the encoder")
     else:
-        z = _embed(source, images, mean, std, config.batch_size, device)
+        z = embed_images(source, images, mean, std, config.batch_size, device)
     z = np.asarray(z)
     if z.ndim != 2:
         raise ValueError(f"embeddings must be 2-d (samples, features), got shape {z.shape}")
@@ -134,7 +134,7 @@ def _probes(source, z, images, labels, labels_all, lp, knn, train_images, train_
         cfg = probe.ProbeConfig(lr=config.probe_lr, seed=config.seed)  # the probe embeds all test images itself
         out["lp_acc"] = probe.linear_probe(source, train_images, train_labels, images, labels_all, cfg,
                                            mean=mean, std=std, device=device)["accuracy"]
-    train_z = np.asarray(train_images) if is_array else _embed(source, train_images, mean, std, config.batch_size, device)
+    train_z = np.asarray(train_images) if is_array else embed_images(source, train_images, mean, std, config.batch_size, device)
     ok = np.isfinite(train_z).all(axis=1)
     if lp and config.probe == "fast":
         with threadpool_limits(1):  # small problem: BLAS threads only contend (10-20x slower on a busy CPU)

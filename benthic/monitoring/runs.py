@@ -4,6 +4,7 @@ scale, and keep the results files."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,22 +13,62 @@ from tqdm.auto import tqdm
 
 from benthic import io
 from benthic.monitoring.config import MonitorConfig
-from benthic.monitoring.milestones import _embed
+from benthic.scales import Registry, Settings
+from benthic.monitoring.milestones import embed_images
 from benthic.monitoring.milestones import evaluate_milestone
 from benthic.monitoring.milestones import evaluate_run
 
 
-# test images evaluated per milestone (None = the whole test split) and the probe used, per scale
-# (smoke evaluates only the first method, to stay within the notebook tests' time)
-SSL_SCALES = {"smoke": {"n_test": 150, "probe": "fast", "max_methods": 1},
-              "quick": {"n_test": 2000, "probe": "fast", "max_methods": None},
-              "paper": {"n_test": None, "probe": "paper", "max_methods": None}}
+@dataclass(frozen=True)
+class SSLRunScale(Settings):
+    """Table I's evaluation at one scale: test images per milestone (None = the whole test split), the
+    probe ('fast' on cached features, 'paper' the paper's protocol), and how many methods (None = all)."""
+
+    n_test: int | None
+    probe: str
+    max_methods: int | None = None
+
+    def validate(self) -> None:
+        _check_counts(n_test=self.n_test, max_methods=self.max_methods)
+        _check_probe(self.probe)
 
 
-# ImageNet models: images embedded at each model's resolution (CPU inference at 224-260 px is slow)
-IMAGENET_SCALES = {"smoke": {"n_test": 60, "n_train": 40, "max_models": 1, "probe": "fast"},
-                   "quick": {"n_test": 300, "n_train": 300, "max_models": None, "probe": "fast"},
-                   "paper": {"n_test": None, "n_train": None, "max_models": None, "probe": "paper"}}
+@dataclass(frozen=True)
+class ImageNetRunScale(Settings):
+    """Table II's evaluation at one scale: test and probe-training images (None = all), how many models
+    (None = all available), and the probe. Images are embedded at each model's own resolution."""
+
+    n_test: int | None
+    n_train: int | None
+    probe: str
+    max_models: int | None = None
+
+    def validate(self) -> None:
+        _check_counts(n_test=self.n_test, n_train=self.n_train, max_models=self.max_models)
+        _check_probe(self.probe)
+
+
+def _check_counts(**counts: int | None) -> None:
+    bad = {k: v for k, v in counts.items() if v is not None and v < 1}
+    if bad:
+        raise ValueError(f"counts must be positive or None (all): {bad}")
+
+
+def _check_probe(probe: str) -> None:
+    if probe not in ("fast", "paper"):
+        raise ValueError(f"probe must be 'fast' or 'paper', got {probe!r}")
+
+
+# smoke evaluates only the first method, to stay within the notebook tests' time
+SSL_RUNS: Registry[SSLRunScale] = Registry("monitoring (SSL runs)", SSLRunScale)
+SSL_RUNS.register("smoke", SSLRunScale(n_test=150, probe="fast", max_methods=1))
+SSL_RUNS.register("quick", SSLRunScale(n_test=2000, probe="fast"))
+SSL_RUNS.register("paper", SSLRunScale(n_test=None, probe="paper"))
+# CPU inference at 224-260 px is slow: the quick scale embeds a few hundred images
+IMAGENET_RUNS: Registry[ImageNetRunScale] = Registry("monitoring (ImageNet models)", ImageNetRunScale)
+IMAGENET_RUNS.register("smoke", ImageNetRunScale(n_test=60, n_train=40, probe="fast", max_models=1))
+IMAGENET_RUNS.register("quick", ImageNetRunScale(n_test=300, n_train=300, probe="fast"))
+IMAGENET_RUNS.register("paper", ImageNetRunScale(n_test=None, n_train=None, probe="paper"))
 
 
 RESULTS_SUBDIR = "monitoring"
@@ -46,7 +87,7 @@ def take_stratified(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> t
 def methods_for(scale: str, methods: str) -> list[str]:
     """The comma-separated SSL methods evaluated at `scale` (smoke keeps the first only)."""
     names = [m.strip() for m in methods.split(",") if m.strip()]
-    return names[:SSL_SCALES[scale]["max_methods"]]
+    return names[:SSL_RUNS.get(scale).max_methods]
 
 
 def results_paths(dataset: str, kind: str = "ssl") -> tuple[Path, Path]:
@@ -98,10 +139,10 @@ def monitor_ssl_runs(scale: str, methods: list[str], dataset: str = "cifar10", d
             spectra = spectra[spectra.method.isin(methods)] if len(spectra) else spectra
             prov = table[["commit", "device"]].drop_duplicates().to_dict("records")
             return table, spectra, f"committed {results_paths(dataset)[0].name} ({prov})"
-    settings = SSL_SCALES[scale]
-    config = MonitorConfig(probe=settings["probe"])
+    settings = SSL_RUNS.get(scale)
+    config = MonitorConfig(probe=settings.probe)
     test_x, test_y = load_cifar(dataset, "test")
-    test_x, test_y = take_stratified(test_x, test_y, settings["n_test"], 0)
+    test_x, test_y = take_stratified(test_x, test_y, settings.n_test, 0)
     tables, spectra = [], []
     for method in methods:
         ssl_config = get_config(scale, method, dataset=dataset, device=device)
@@ -127,11 +168,11 @@ def evaluate_imagenet_models(scale: str, dataset: str = "cifar10", models: list[
     from benthic.paths import runs_dir
     from benthic.models.pretrained import available_imagenet_models, load_imagenet_encoder, model_family
 
-    settings = IMAGENET_SCALES[scale]
-    names = models if models is not None else available_imagenet_models()[:settings["max_models"]]
-    config = MonitorConfig(bin_width=0.8, probe=settings["probe"], probe_lr=0.003, batch_size=48)
-    test_x, test_y = take_stratified(*load_cifar(dataset, "test"), settings["n_test"], 0)
-    train_x, train_y = take_stratified(*load_cifar(dataset, "train"), settings["n_train"], 0)
+    settings = IMAGENET_RUNS.get(scale)
+    names = models if models is not None else available_imagenet_models()[:settings.max_models]
+    config = MonitorConfig(bin_width=0.8, probe=settings.probe, probe_lr=0.003, batch_size=48)
+    test_x, test_y = take_stratified(*load_cifar(dataset, "test"), settings.n_test, 0)
+    train_x, train_y = take_stratified(*load_cifar(dataset, "train"), settings.n_train, 0)
     cache = runs_dir(scale) / RESULTS_SUBDIR / "imagenet"
     rows = []
     for name in tqdm(names, desc="ImageNet models"):
@@ -155,7 +196,7 @@ def _cached_embeddings(cache: Path, name: str, dataset: str, split: str, images:
     path = cache / f"{name}-{dataset}-{split}-{len(images)}-{digest}.npy"
     if path.exists():
         return np.load(path)
-    z = _embed(encoder, images, None, None, config.batch_size, device)
+    z = embed_images(encoder, images, None, None, config.batch_size, device)
     io.save_npy(path, z)
     return z
 

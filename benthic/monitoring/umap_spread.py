@@ -6,6 +6,7 @@ spread across seeds is set against the change from one milestone to the next."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +15,29 @@ from tqdm.auto import tqdm
 
 from benthic import io, metrics
 from benthic.monitoring.config import METRIC_LABELS, MonitorConfig
-from benthic.monitoring.runs import SSL_SCALES, take_stratified
+from benthic.monitoring.runs import SSL_RUNS, take_stratified
+from benthic.scales import Registry, Settings
 
 Z3_METRICS = ("entropy", "ami_c1_c2", "n_outliers")
-# extra UMAP seeds per scale (the Table I evaluation's own seed is reused) and joblib processes: smoke stays
-# in-process, as worker processes would each pay numba's compilation
-SPREAD_SCALES = {"smoke": {"seeds": (1,), "n_jobs": 1}, "quick": {"seeds": (1, 2), "n_jobs": 2},
-                 "paper": {"seeds": (1, 2, 3, 4), "n_jobs": 2}}
+
+
+@dataclass(frozen=True)
+class SpreadScale(Settings):
+    """Extra UMAP seeds (the Table I evaluation's own seed is reused) and the joblib processes that run them."""
+
+    seeds: tuple[int, ...]
+    n_jobs: int = 1
+
+    def validate(self) -> None:
+        if not self.seeds or self.n_jobs < 1:
+            raise ValueError(f"need at least one extra UMAP seed and n_jobs >= 1, got {self.seeds}, {self.n_jobs}")
+
+
+# smoke stays in-process, as worker processes would each pay numba's compilation
+SPREAD: Registry[SpreadScale] = Registry("UMAP seed spread", SpreadScale)
+SPREAD.register("smoke", SpreadScale(seeds=(1,)))
+SPREAD.register("quick", SpreadScale(seeds=(1, 2), n_jobs=2))
+SPREAD.register("paper", SpreadScale(seeds=(1, 2, 3, 4), n_jobs=2))
 
 
 def z3_metrics(z: np.ndarray, n_classes: int, umap_seed: int, config: MonitorConfig = MonitorConfig()) -> dict:
@@ -73,13 +90,13 @@ def run_seed_spread(scale: str, methods: list[str], dataset: str = "cifar10", ta
                     device=None, train: bool = True) -> pd.DataFrame:
     """`seed_spread` for every method's milestones at `scale` (trained by notebook 01 or here, idempotently;
     with train=False a method whose milestones are not all on disk is left out, and a line says so), on the
-    test images the Table I evaluation uses, with the extra seeds of SPREAD_SCALES; the rows of the
+    test images the Table I evaluation uses, with the extra seeds of SPREAD; the rows of the
     evaluation's own UMAP seed are taken from its `table` (benthic.monitoring.runs.monitor_ssl_runs) when given."""
     from benthic.data.cifar import load_cifar
     from benthic.paths import runs_dir
     from benthic.ssl import get_config, milestone_path, train_milestones
 
-    settings, config = SPREAD_SCALES[scale], MonitorConfig()
+    settings, config = SPREAD.get(scale), MonitorConfig()
     configs = {m: get_config(scale, m, dataset=dataset, device=device) for m in methods}
     if not train:
         missing = [m for m, c in configs.items() if not all(milestone_path(c, e).exists() for e in c.milestone_epochs())]
@@ -90,11 +107,11 @@ def run_seed_spread(scale: str, methods: list[str], dataset: str = "cifar10", ta
     if not methods:
         return pd.DataFrame(columns=["method", "dataset", "epoch", "umap_seed", *Z3_METRICS])
     x, y = load_cifar(dataset, "test")
-    x, y = take_stratified(x, y, SSL_SCALES[scale]["n_test"], 0)
-    seeds = settings["seeds"] if table is not None else (config.umap_seed, *settings["seeds"])
+    x, y = take_stratified(x, y, SSL_RUNS.get(scale).n_test, 0)
+    seeds = settings.seeds if table is not None else (config.umap_seed, *settings.seeds)
     out = [seed_spread(train_milestones(configs[m]), x, int(y.max()) + 1, seeds, config,
                        meta={"method": m, "dataset": dataset}, cache_dir=runs_dir(scale) / "monitoring",
-                       device=device, n_jobs=settings["n_jobs"])
+                       device=device, n_jobs=settings.n_jobs)
            for m in methods]
     if table is not None:
         own = table[(table["dataset"] == dataset) & table["method"].isin(methods)]

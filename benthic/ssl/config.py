@@ -1,4 +1,4 @@
-"""Settings of an SSL run (one dataclass) and the per-scale presets `CONFIGS[scale][method]`."""
+"""Settings of an SSL run (one dataclass) and their presets per scale (`PRESETS`, read by `get_config`)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, fields, replace
 
-from benthic.paths import check_scale
-
-METHOD_NAMES = ("simclr", "mocov2", "simsiam", "byol", "barlow")
-PAPER_METHODS = ("simsiam", "simclr", "mocov2")  # the three of the label-free monitoring paper
+from benthic.scales import Registry, check_scale
+from benthic.ssl.registry import method_spec
 
 
 @dataclass(frozen=True)
@@ -17,7 +15,8 @@ class SSLConfig:
     """Everything that determines an SSL run's milestones (run-time-only fields are excluded from `key()`).
 
     milestones: epochs with a checkpoint; empty -> 0, every `milestone_every` epochs, and `epochs`.
-    lr / weight_decay / head_width: None -> the method's defaults (SPEC A; papers for BYOL/Barlow).
+    lr / weight_decay / head_width: None -> the method's defaults (Xu, Lowe & Trappenberg, 2022, arXiv:2409.06612
+    for SimSiam/SimCLR/MoCo-v2; BYOL/Barlow Twins: docs/methods.md#ssl-training-choices).
     train_subset: a stratified subset of the train split of that many images (None = all).
     image_size: views are cropped straight to this size (downscaled CPU runs use 16 px)."""
 
@@ -45,8 +44,7 @@ class SSLConfig:
     RUNTIME_FIELDS = ("compile", "device", "progress")
 
     def __post_init__(self):
-        if self.method not in METHOD_NAMES:
-            raise ValueError(f"unknown SSL method {self.method!r}: choose one of {', '.join(METHOD_NAMES)}")
+        method_spec(self.method)
         if self.precision not in ("bf16", "fp32"):
             raise ValueError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
         if self.epochs < 1 or self.batch_size < 2:
@@ -87,36 +85,32 @@ class SSLConfig:
         return f"{self.method}-{self.dataset}-{self.backbone}-s{self.seed}-{self.key()}"
 
 
-def _paper(method: str) -> SSLConfig:
-    epochs = {"simclr": 1000, "simsiam": 800, "mocov2": 800, "byol": 800, "barlow": 800}[method]
-    return SSLConfig(method=method, epochs=epochs, milestone_every=20, scale="paper")
+@dataclass(frozen=True)
+class SSLPreset:
+    """A scale's SSL settings for every method: `base` with the method set, and with the method's paper
+    epochs (from the method registry) when `paper_epochs`."""
+
+    base: SSLConfig
+    paper_epochs: bool = False
+
+    def for_method(self, method: str) -> SSLConfig:
+        """The SSLConfig of `method` at this preset."""
+        spec = method_spec(method)
+        return replace(self.base, method=method, **({"epochs": spec.paper_epochs} if self.paper_epochs else {}))
 
 
+PRESETS: Registry[SSLPreset] = Registry("ssl", SSLPreset)
 # quick: 2-core CPU budget (about a minute per method in notebook 01): small CNN on 16 px views of a
 # 5 000-image stratified CIFAR subset, 16 epochs; dense early milestones. See notebooks/01.
 QUICK_MILESTONES = (0, 1, 2, 3, 4, 6, 9, 12, 16)
-
-
-def _quick(method: str) -> SSLConfig:
-    return SSLConfig(method=method, backbone="small_cnn", epochs=16, milestones=QUICK_MILESTONES, batch_size=256,
-                     head_width=512, image_size=16, train_subset=5_000, scale="quick")
-
-
-def _smoke(method: str) -> SSLConfig:
-    return SSLConfig(method=method, backbone="small_cnn", epochs=2, milestones=(0, 1, 2), batch_size=128,
-                     head_width=64, image_size=8, train_subset=512, scale="smoke")
-
-
-CONFIGS: dict[str, dict[str, SSLConfig]] = {
-    "smoke": {m: _smoke(m) for m in METHOD_NAMES},
-    "quick": {m: _quick(m) for m in METHOD_NAMES},
-    "paper": {m: _paper(m) for m in METHOD_NAMES},
-}
+PRESETS.register("smoke", SSLPreset(SSLConfig(backbone="small_cnn", epochs=2, milestones=(0, 1, 2), batch_size=128,
+                                              head_width=64, image_size=8, train_subset=512, scale="smoke")))
+PRESETS.register("quick", SSLPreset(SSLConfig(backbone="small_cnn", epochs=16, milestones=QUICK_MILESTONES,
+                                              batch_size=256, head_width=512, image_size=16, train_subset=5_000,
+                                              scale="quick")))
+PRESETS.register("paper", SSLPreset(SSLConfig(milestone_every=20, scale="paper"), paper_epochs=True))
 
 
 def get_config(scale: str, method: str, **overrides) -> SSLConfig:
-    """The preset for (scale, method) with any fields overridden, e.g. dataset='cifar100'."""
-    check_scale(scale)
-    if method not in CONFIGS[scale]:
-        raise ValueError(f"unknown SSL method {method!r}: choose one of {', '.join(METHOD_NAMES)}")
-    return replace(CONFIGS[scale][method], **overrides)
+    """The preset for (scale or preset name, method) with any fields overridden, e.g. dataset='cifar100'."""
+    return replace(PRESETS.get(scale).for_method(method), **overrides)

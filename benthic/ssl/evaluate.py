@@ -16,16 +16,34 @@ import pandas as pd
 from benthic import io, paths
 from benthic.probe import knn_accuracy
 from benthic.provenance import provenance
+from benthic.scales import Registry, Settings
 from benthic.ssl.config import SSLConfig
 from benthic.ssl.trainer import embed, load_encoder, milestone_epoch, read_milestone
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-# per scale: test images used for kNN (None = the whole test split; the bank is the SSL training set)
-# and the embedding precision (bf16 on CPU is ~2.5x faster; features within ~0.5%)
-EVAL_TEST_SUBSET = {"smoke": 1000, "quick": 5000, "paper": None}
-EVAL_PRECISION = {"smoke": "bf16", "quick": "bf16", "paper": "fp32"}
+
+
+@dataclass(frozen=True)
+class KNNScale(Settings):
+    """The kNN monitor at one scale: test images (None = the whole test split; the bank is the SSL training
+    set) and the embedding precision (bf16 on CPU is about 2.5x faster; features within about 0.5 %)."""
+
+    n_test: int | None
+    precision: str
+
+    def validate(self) -> None:
+        if self.n_test is not None and self.n_test < 1:
+            raise ValueError(f"n_test must be positive or None (all), got {self.n_test}")
+        if self.precision not in ("bf16", "fp32"):
+            raise ValueError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
+
+
+KNN: Registry[KNNScale] = Registry("kNN monitor", KNNScale)
+KNN.register("smoke", KNNScale(n_test=1000, precision="bf16"))
+KNN.register("quick", KNNScale(n_test=5000, precision="bf16"))
+KNN.register("paper", KNNScale(n_test=None, precision="fp32"))
 
 
 def knn_milestones(config: SSLConfig, paths: list[Path], k: int = 200, temperature: float = 0.1,
@@ -39,7 +57,8 @@ def knn_milestones(config: SSLConfig, paths: list[Path], k: int = 200, temperatu
         idx = stratified_subset(train_y, config.train_subset, config.seed)
         train_x, train_y = train_x[idx], train_y[idx]
     test_x, test_y = load_cifar(config.dataset, "test")
-    n_test = EVAL_TEST_SUBSET[config.scale]
+    settings = KNN.get(config.scale)
+    n_test = settings.n_test
     if n_test and n_test < len(test_x):
         idx = stratified_subset(test_y, n_test, config.seed)
         test_x, test_y = test_x[idx], test_y[idx]
@@ -48,7 +67,7 @@ def knn_milestones(config: SSLConfig, paths: list[Path], k: int = 200, temperatu
     for path in paths:
         encoder = load_encoder(path)
         epoch = milestone_epoch(path)
-        prec = EVAL_PRECISION[config.scale]
+        prec = settings.precision
         acc = knn_accuracy(embed(encoder, train_x, device=device, precision=prec), train_y,
                            embed(encoder, test_x, device=device, precision=prec), test_y, k=k, temperature=temperature)
         rows.append({"method": config.method, "dataset": config.dataset, "backbone": config.backbone, "epoch": epoch,

@@ -25,23 +25,16 @@ from benthic.models.augment import ViewAugmenter, prepare, view_config
 from benthic.models.backbones import build_backbone
 from benthic.paths import runs_dir
 from benthic.seed import default_device, seed_everything
-from benthic.ssl.barlow import BarlowTwins
 from benthic.ssl.base import SSLMethod, convert_batchnorm, world_size
-from benthic.ssl.byol import BYOL
 from benthic.ssl.config import SSLConfig
-from benthic.ssl.moco import MoCoV2
-from benthic.ssl.simclr import SimCLR
-from benthic.ssl.simsiam import SimSiam
+from benthic.ssl.registry import method_spec
 
-METHODS: dict[str, type[SSLMethod]] = {
-    "simclr": SimCLR, "mocov2": MoCoV2, "simsiam": SimSiam, "byol": BYOL, "barlow": BarlowTwins,
-}
 CHECKPOINT_FORMAT = "benthic-ssl-milestone-1"
 
 
 def build_method(config: SSLConfig) -> SSLMethod:
     """The method module (encoder + heads) of `config`, freshly initialised from the global torch RNG."""
-    return METHODS[config.method](build_backbone(config.backbone), width=config.head_width)
+    return method_spec(config.method).cls(build_backbone(config.backbone), width=config.head_width)
 
 
 def run_dir(config: SSLConfig) -> Path:

@@ -12,11 +12,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from benthic.models.augment import prepare
+from benthic.scales import Settings
 from benthic.seed import default_device, seed_everything
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Settings):
     """One training run: epochs, AdamW learning rate / weight decay, batch size; `augment` flips and
     rotates image batches by multiples of 90 degrees (fine-tuning only: seafloor photos have no 'up')."""
 
@@ -26,10 +27,17 @@ class TrainConfig:
     batch_size: int = 128
     augment: bool = True
 
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"need epochs >= 1 and batch_size >= 1, got {self.epochs} and {self.batch_size}")
+        if not self.lr > 0 or self.weight_decay < 0:
+            raise ValueError(f"need lr > 0 and weight_decay >= 0, got {self.lr} and {self.weight_decay}")
+
 
 # -------------------------------------------------------------------------------------- training
-def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Per-sample random horizontal/vertical flips and 90-degree rotations of a square NCHW batch."""
+def random_dihedral(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Per-sample random symmetry of the square (horizontal/vertical flips and a transpose, so every
+    90-degree rotation and mirror) of a square NCHW batch: fine-tuning's augmentation; lossless, no resampling."""
     n = x.shape[0]
     flip_h, flip_v, rot = (torch.rand(n, generator=gen) < 0.5), (torch.rand(n, generator=gen) < 0.5), \
         (torch.rand(n, generator=gen) < 0.5)
@@ -76,7 +84,7 @@ def fit(model: Model, x: np.ndarray, targets: Sequence[np.ndarray], loss_fn: Cal
                 continue
             xb = _inputs(model, x, idx, device, size)
             if model.encoder is not None and cfg.augment:
-                xb = _augment(xb, gen)
+                xb = random_dihedral(xb, gen)
             loss = loss_fn(model(xb), *[torch.as_tensor(t[idx], device=device) for t in targets])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -100,5 +108,5 @@ def linear_head(in_dim: int, n_classes: int) -> nn.Module:
     return nn.Sequential(nn.BatchNorm1d(in_dim, affine=False), nn.Linear(in_dim, n_classes))
 
 
-def _ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return nn.functional.cross_entropy(logits, y.long())

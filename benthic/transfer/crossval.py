@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 
 from benthic.transfer import config, core, encoders, onehot
-from benthic.paths import check_scale
+from benthic.scales import Registry, Settings
 from benthic.transfer.core import TrainConfig
 
 
@@ -39,7 +39,7 @@ class CVModel:
 
 
 @dataclass(frozen=True)
-class CVConfig:
+class CVConfig(Settings):
     """Per-scale settings of notebook 06 (the reef tiles, probe encoders and their cached features come from
     benthic.transfer's config of the same scale, shared with notebook 04): folds, budgets, timing, ablation."""
 
@@ -60,34 +60,42 @@ class CVConfig:
     timing_batches: tuple[int, ...] = (1, 64)
     timing_repeats: int = 10
 
+    def validate(self) -> None:
+        if self.k < 2:
+            raise ValueError(f"cross-validation needs k >= 2 folds, got {self.k}")
+        if min(self.vit_size, self.cnn_size, self.ablation_size, self.timing_repeats, *self.timing_batches) < 1:
+            raise ValueError("input sizes, timing batches and timing repeats must be positive")
+        if not self.ablation_arms or any(len(arm) != len(AUG_NAMES) for arm in self.ablation_arms):
+            raise ValueError(f"each ablation arm switches {', '.join(AUG_NAMES)}: give one flag for each")
+
 
 _FIVE_ARMS = ((False, False, False), (True, False, False), (False, True, False), (False, False, True),
               (True, True, True))
 
 
-CONFIGS: dict[str, CVConfig] = {
-    # seconds: 3 folds of transfer's 200-tile smoke subset, one epoch, two ablation arms
-    "smoke": CVConfig(k=3, probe=TrainConfig(30, 1e-2, 1e-4, 256, False), finetune=TrainConfig(1, 1e-3, 1e-5, 64, False),
+PRESETS: Registry[CVConfig] = Registry("crossval", CVConfig)
+# seconds: 3 folds of transfer's 200-tile smoke subset, one epoch, two ablation arms
+PRESETS.register("smoke", CVConfig(k=3, probe=TrainConfig(30, 1e-2, 1e-4, 256, False), finetune=TrainConfig(1, 1e-3, 1e-5, 64, False),
                       vit_backbone="vit_tiny", vit_size=32, cnn_backbone="small_cnn", cnn_size=16,
                       imagenet_finetune=False, ablation_model="small_cnn", ablation_size=16,
                       ablation=TrainConfig(1, 1e-3, 1e-5, 64, False),
                       ablation_arms=((False, False, False), (True, True, True)), timing_batches=(1, 8),
-                      timing_repeats=1),
-    # 2-core CPU, minutes: 5 folds; probes on notebook 04's cached features; small ViT (32 px) and CNN (16 px)
-    # fine-tuned from scratch for a few epochs; ablation on the CNN at 16 px
-    "quick": CVConfig(k=5, probe=TrainConfig(150, 1e-2, 1e-4, 256, False), finetune=TrainConfig(3, 2e-3, 1e-5, 64, False),
+                      timing_repeats=1))
+# 2-core CPU, minutes: 5 folds; probes on notebook 04's cached features; small ViT (32 px) and CNN (16 px)
+# fine-tuned from scratch for a few epochs; ablation on the CNN at 16 px
+PRESETS.register("quick", CVConfig(k=5, probe=TrainConfig(150, 1e-2, 1e-4, 256, False), finetune=TrainConfig(3, 2e-3, 1e-5, 64, False),
                       vit_backbone="vit_tiny", vit_size=32, cnn_backbone="small_cnn", cnn_size=16,
                       imagenet_finetune=False, ablation_model="small_cnn", ablation_size=16,
                       ablation=TrainConfig(3, 2e-3, 1e-5, 64, False), ablation_arms=_FIVE_ARMS,
-                      timing_batches=(1, 64), timing_repeats=5),
-    # GPU: ViT-B/16 and ResNet-50 at 224 px, the seed paper's fine-tuning budget, full 2^3 ablation on ViT-B/16
-    "paper": CVConfig(),
-}
+                      timing_batches=(1, 64), timing_repeats=5))
+# GPU: ViT-B/16 and ResNet-50 at 224 px, the SeaBot outline's fine-tuning budget (docs/methods.md#vit-transfer),
+# full 2^3 ablation on ViT-B/16
+PRESETS.register("paper", CVConfig())
 
 
 def get_config(scale: str, **overrides) -> CVConfig:
-    """The preset of a scale with fields overridden."""
-    return replace(CONFIGS[check_scale(scale)], **overrides)
+    """The settings of a scale or preset with fields overridden (validated)."""
+    return PRESETS.get(scale, **overrides)
 
 
 # ------------------------------------------------------------------------------------- the task
@@ -174,7 +182,7 @@ def cross_validate(runners: Mapping[str, Callable[[np.ndarray, np.ndarray, int],
 
 
 # ------------------------------------------------------------------------------------ augmentation
-def augment_batch(x: torch.Tensor, gen: torch.Generator, rotation: bool, scaling: bool, flipping: bool,
+def rotate_zoom_flip(x: torch.Tensor, gen: torch.Generator, rotation: bool, scaling: bool, flipping: bool,
                   max_angle: float = 180.0, scale_range: tuple[float, float] = (0.8, 1.25)) -> torch.Tensor:
     """Per-sample random rotation (uniform in +-max_angle), zoom (log-uniform in scale_range) and
     horizontal/vertical flips (p = 0.5 each) of an NCHW batch; reflection padding; identity when all off."""
@@ -210,7 +218,7 @@ class Augmented(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and any(self.flags):
-            x = augment_batch(x, self.gen, *self.flags)
+            x = rotate_zoom_flip(x, self.gen, *self.flags)
         return self.encoder(x)
 
 

@@ -8,6 +8,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from benthic.transfer.results import summarize
+
 
 
 
@@ -107,13 +109,9 @@ def tukey(scores: pd.DataFrame, metric: str = "macro_f1", by: str = "model", alp
     return pd.DataFrame(rows)
 
 
-def summarize(scores: pd.DataFrame, by: str = "model", metrics: Sequence[str] = ("accuracy", "macro_f1")) -> pd.DataFrame:
+def fold_summary(scores: pd.DataFrame, by: str = "model", metrics: Sequence[str] = ("accuracy", "macro_f1")) -> pd.DataFrame:
     """Mean and sd over folds per group (columns `<metric>_mean`, `<metric>_sd`, `folds`)."""
-    g = scores.groupby(by, sort=False)
-    out = g[list(metrics)].agg(["mean", "std"])
-    out.columns = [f"{m}_{'sd' if s == 'std' else s}" for m, s in out.columns]
-    out["folds"] = g.size()
-    return out.reset_index()
+    return summarize(scores, (by,), metrics, over="folds", spread="sd")
 
 
 # -------------------------------------------------------------------------------------- figures

@@ -93,10 +93,10 @@ def pretrain_ssl(images: np.ndarray, cfg: TransferConfig, scale: str, method: st
 # ------------------------------------------------------------------------- notebook-level steps
 def reef_encoders(images: np.ndarray, cfg: TransferConfig, scale: str, ssl_method: str = "barlow",
                   ssl_checkpoint: str | os.PathLike | None = None) -> dict[str, dict]:
-    """The three encoder families compared (SPEC B) as specs: random init, ImageNet-supervised
-    (`cfg.imagenet_model`, plus torchvision's ResNet-50 when its weights are in torch hub's cache), and
-    in-domain SSL pretrained here on the reef photos' images (no labels used), or the SSL milestone
-    `ssl_checkpoint` (e.g. Barlow Twins on BenthicNet-1M from `benthic.ssl`). The random and SSL encoders
+    """The three encoder families compared (Xu et al., 2024, arXiv:2409.06618; docs/methods.md#transfer-choices) as
+    specs: random init, ImageNet-supervised (`cfg.imagenet_model`, plus torchvision's ResNet-50 when its weights are
+    in torch hub's cache), and in-domain SSL pretrained here on the reef photos' images (no labels used), or the SSL
+    milestone `ssl_checkpoint` (e.g. Barlow Twins on BenthicNet-1M from `benthic.ssl`). The random and SSL encoders
     share one architecture and input size (`ssl_size`); the ImageNet models take `image_size`."""
     from benthic.models.pretrained import available_imagenet_models
 

@@ -1,16 +1,17 @@
-"""Federated training of the HML head across research groups that do not share images (SPEC D), on
-Flower: each group is a Flower client holding its own cached image features and its own annotation
-depth (benthic.hierarchy.translate.simulate_groups); Flower's simulation engine (ray) runs the rounds with its
-FedAvg or FedProx strategy. Compared with centralised training, with each group alone and with the no-image
-prior (each node's training positive rate) on one test set. On the reef photos the task is the source's own
-two-level tree (coral condition, stressors): their CATAMI translation is near-constant (nearly every tile
-shows coral), so every arm would score about what the class balance alone scores."""
+"""Federated training of the HML head across research groups that do not share images (asked for by the SeaBot ViT
+transfer-learning outline; FedAvg, McMahan et al., 2017, arXiv:1602.05629; FedProx, Li et al., 2020, arXiv:1812.06127;
+docs/methods.md#federated-training), on Flower: each group is a Flower client holding its own cached image features
+and its own annotation depth (benthic.hierarchy.translate.simulate_groups); Flower's simulation engine (ray) runs the
+rounds with its FedAvg or FedProx strategy. Compared with centralised training, with each group alone and with the
+no-image prior (each node's training positive rate) on one test set. On the reef photos the task is the source's own
+two-level tree (coral condition, stressors): their CATAMI translation is near-constant (nearly every tile shows
+coral), so every arm would score about what the class balance alone scores."""
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -20,16 +21,16 @@ import torch
 from benthic.transfer import config as transfer_config
 from benthic.transfer import core, encoders, hml_probe
 from benthic.hierarchy import hml
-from benthic.paths import check_scale
+from benthic.scales import Registry, Settings
 from benthic.transfer.core import Model, TrainConfig
 
 Targets = Mapping[str, tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
-class FedConfig:
+class FedConfig(Settings):
     """Per-scale settings of notebook 07: rounds, local epochs per round, HML head and optimiser, FedProx mu,
-    the test split and the label scheme of the reef photos (a name in data/translations/, see
+    the test split and the label scheme of the reef photos (a name in benthic/hierarchy/tables/, see
     benthic.hierarchy.translate.load_scheme); the reef tiles and the frozen ImageNet encoder come from benthic.transfer's
     config of the same scale (features cached and shared with notebooks 04/05)."""
 
@@ -46,20 +47,29 @@ class FedConfig:
     strategies: tuple[str, ...] = ("FedAvg", "FedProx")
     scheme: str = "coral_condition_hierarchy"
 
+    def validate(self) -> None:
+        if min(self.rounds, self.local_epochs, self.batch_size, self.hidden) < 1:
+            raise ValueError("rounds, local epochs, batch size and hidden width must be positive")
+        if not 0 <= self.dropout < 1 or self.proximal_mu < 0 or not 0 < self.test_fraction < 1:
+            raise ValueError(f"need 0 <= dropout < 1, proximal_mu >= 0 and 0 < test_fraction < 1, got "
+                             f"{self.dropout}, {self.proximal_mu}, {self.test_fraction}")
+        unknown = set(self.strategies) - {"FedAvg", "FedProx"}
+        if unknown or not self.strategies:
+            raise ValueError(f"strategies are FedAvg and/or FedProx, got {self.strategies}")
 
-CONFIGS: dict[str, FedConfig] = {
-    # seconds: one Flower simulation (each starts ray), two rounds
-    "smoke": FedConfig(rounds=2, local_epochs=2, batch_size=32, hidden=32, dropout=0.2, strategies=("FedAvg",)),
-    # 2-core CPU, about 1.5 minutes: FedAvg and FedProx, 20 rounds of 3 local epochs (at 10 the federated
-    # test loss was still falling every round; by 20 every curve has flattened or turned)
-    "quick": FedConfig(rounds=20, local_epochs=3, batch_size=32, hidden=256, dropout=0.5),
-    "paper": FedConfig(),
-}
+
+PRESETS: Registry[FedConfig] = Registry("federated", FedConfig)
+# seconds: one Flower simulation (each starts ray), two rounds
+PRESETS.register("smoke", FedConfig(rounds=2, local_epochs=2, batch_size=32, hidden=32, dropout=0.2, strategies=("FedAvg",)))
+# 2-core CPU, about 1.5 minutes: FedAvg and FedProx, 20 rounds of 3 local epochs (at 10 the federated
+# test loss was still falling every round; by 20 every curve has flattened or turned)
+PRESETS.register("quick", FedConfig(rounds=20, local_epochs=3, batch_size=32, hidden=256, dropout=0.5))
+PRESETS.register("paper", FedConfig())
 
 
 def get_config(scale: str, **overrides) -> FedConfig:
-    """The preset of a scale with fields overridden."""
-    return replace(CONFIGS[check_scale(scale)], **overrides)
+    """The settings of a scale or preset with fields overridden (validated)."""
+    return PRESETS.get(scale, **overrides)
 
 
 # --------------------------------------------------------------------------------- model weights

@@ -20,7 +20,7 @@ from benthic.transfer.core import TrainConfig
 from benthic.transfer.config import TransferConfig
 from benthic.transfer.core import fit
 from benthic.transfer.core import predict
-from benthic.transfer.onehot import summarize
+from benthic.transfer.onehot import seed_summary
 
 
 # ------------------------------------------------------------------------------------------ HML task
@@ -94,7 +94,7 @@ HML_METRICS = ("subset_accuracy", "micro_f1", "macro_f1", "micro_ap", "macro_ap"
 
 def hml_summary(df: pd.DataFrame, by: Sequence[str] = ("encoder", "head")) -> pd.DataFrame:
     """Mean and sd over seeds of the per-head HML metrics present in `df`."""
-    return summarize(df, by, [m for m in HML_METRICS + ("n_train",) if m in df.columns])
+    return seed_summary(df, by, [m for m in HML_METRICS + ("n_train",) if m in df.columns])
 
 
 def plot_hml(summary: pd.DataFrame, metrics: Sequence[str] = ("macro_ap", "macro_f1", "mean_depth_reached"),

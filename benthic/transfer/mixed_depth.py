@@ -1,8 +1,9 @@
-"""The mixed-annotation-depth experiment (SPEC B): training photos dealt to simulated research groups that
-label to different depths or only some heads (benthic.hierarchy.translate.simulate_groups); an HML head trained on
-all of it with masking is compared, on the same fully labelled test photos, with the fully labelled group
-alone, the naive reading of missing labels as negatives, and every photo fully labelled; paired gaps
-over seeds say whether masking on every group beat the fully labelled group alone."""
+"""The mixed-annotation-depth experiment (Xu et al., 2024, arXiv:2409.06618; docs/methods.md#mixed-depth-experiment):
+training photos dealt to simulated research groups that label to different depths or only some heads
+(benthic.hierarchy.translate.simulate_groups); an HML head trained on all of it with masking is compared, on the same
+fully labelled test photos, with the fully labelled group alone, the naive reading of missing labels as negatives, and
+every photo fully labelled; paired gaps over seeds say whether masking on every group beat the fully labelled group
+alone."""
 
 from __future__ import annotations
 

@@ -15,7 +15,8 @@ from benthic.data.coral import split_by_photo
 from benthic.transfer.core import Model
 from benthic.transfer.core import TrainConfig
 from benthic.transfer.config import TransferConfig
-from benthic.transfer.core import _ce
+from benthic.transfer.core import cross_entropy
+from benthic.transfer.results import summarize
 from benthic.transfer.encoders import build_encoder
 from benthic.transfer.core import fit
 from benthic.transfer.core import linear_head
@@ -39,7 +40,7 @@ def train_onehot(x_train: np.ndarray, y_train: np.ndarray, n_classes: int, cfg: 
     """Linear probe (x = features, encoder None) or fine-tuning (x = uint8 images, encoder trained too)."""
     dim = x_train.shape[1] if encoder is None else encoder.feature_dim
     torch.manual_seed(seed)
-    return fit(Model(linear_head(dim, n_classes), encoder), x_train, [y_train], _ce, cfg, seed, size)
+    return fit(Model(linear_head(dim, n_classes), encoder), x_train, [y_train], cross_entropy, cfg, seed, size)
 
 
 # --------------------------------------------------------------------------------------- one-hot task
@@ -116,14 +117,10 @@ def majority_baseline(y: np.ndarray, photo_ids: np.ndarray, cfg: TransferConfig)
     return pd.DataFrame(rows)
 
 
-def summarize(df: pd.DataFrame, by: Sequence[str] = ("encoder", "protocol", "fraction"),
-              metrics: Sequence[str] = ("accuracy", "macro_f1")) -> pd.DataFrame:
+def seed_summary(df: pd.DataFrame, by: Sequence[str] = ("encoder", "protocol", "fraction"),
+                 metrics: Sequence[str] = ("accuracy", "macro_f1")) -> pd.DataFrame:
     """Mean and standard deviation over seeds (columns `<metric>_mean`, `<metric>_std`, `seeds`)."""
-    g = df.groupby(list(by), sort=False)
-    out = g[list(metrics)].agg(["mean", "std"])
-    out.columns = [f"{m}_{s}" for m, s in out.columns]
-    out["seeds"] = g.size()
-    return out.reset_index()
+    return summarize(df, by, metrics, over="seeds", spread="std")
 
 
 def plot_learning_curves(summary: pd.DataFrame, metric: str = "macro_f1"):

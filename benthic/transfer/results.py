@@ -1,11 +1,23 @@
-"""Committed result tables of the transfer notebooks: read them, and record new ones with provenance."""
+"""Result tables of the transfer notebooks: the mean and spread over repeated runs, the committed GPU-scale
+tables, and recording new ones with provenance."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
+
+def summarize(df: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], over: str = "seeds",
+              spread: str = "std") -> pd.DataFrame:
+    """Mean and sample standard deviation of `metrics` per group of `by` over repeated runs (seeds or folds):
+    columns `<metric>_mean`, `<metric>_<spread>` and `over` (the number of runs in the group)."""
+    g = df.groupby(list(by), sort=False)
+    out = g[list(metrics)].agg(["mean", "std"])
+    out.columns = [f"{m}_{spread if s == 'std' else s}" for m, s in out.columns]
+    out[over] = g.size()
+    return out.reset_index()
 
 
 def committed(name: str) -> pd.DataFrame | None:
