@@ -10,17 +10,20 @@ from pathlib import Path
 
 import torch
 
-from benthic.transfer import core, encoders, hml_model
 from benthic.cli import annotate
-from benthic.hierarchy.catami import load_hierarchies
 from benthic.data.coral import CORAL_ROOT
+from benthic.hierarchy.catami import load_hierarchies
 from benthic.hierarchy.hml import HMLHead
+from benthic.transfer import core, encoders, hml_model
 
 ENCODERS = {  # name -> encoder spec (input size in the spec)
     "small CNN, 32 px": {"kind": "random", "backbone": "small_cnn", "input_size": 32},
     "ViT-tiny, 32 px": {"kind": "random", "backbone": "vit_tiny", "input_size": 32},
-    "EfficientNet-Lite0 (ImageNet), 224 px": {"kind": "imagenet", "backbone": "imagenet:efficientnet-lite0",
-                                              "input_size": 224},
+    "EfficientNet-Lite0 (ImageNet), 224 px": {
+        "kind": "imagenet",
+        "backbone": "imagenet:efficientnet-lite0",
+        "input_size": 224,
+    },
 }
 
 
@@ -34,17 +37,26 @@ def checkpoint(spec: dict, folder: Path) -> Path:
 def main(n_images: int = 256, batch_size: int = 32) -> None:
     files = sorted((CORAL_ROOT / "images").glob("*/*.jpg"))[:n_images]
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    print(f"annotate throughput on {len(files)} reef tiles, batch {batch_size}, torch threads {torch.get_num_threads()}")
+    print(
+        f"annotate throughput on {len(files)} reef tiles, batch {batch_size}, torch threads {torch.get_num_threads()}"
+    )
     for name, spec in ENCODERS.items():
         with tempfile.TemporaryDirectory(prefix="benthic-annotate-") as tmp:
             ckpt = checkpoint(spec, Path(tmp))
             for dev in devices:
                 predictor = annotate.load_predictor(ckpt, dev)
-                annotate.annotate(files[:batch_size], ckpt, Path(tmp) / "warm.csv", batch_size=batch_size,
-                                  progress=False, predictor=predictor)  # warm-up, not timed
+                annotate.annotate(
+                    files[:batch_size],
+                    ckpt,
+                    Path(tmp) / "warm.csv",
+                    batch_size=batch_size,
+                    progress=False,
+                    predictor=predictor,
+                )  # warm-up, not timed
                 start = time.perf_counter()
-                table = annotate.annotate(files, ckpt, Path(tmp) / "out.csv", batch_size=batch_size, progress=False,
-                                          predictor=predictor)
+                table = annotate.annotate(
+                    files, ckpt, Path(tmp) / "out.csv", batch_size=batch_size, progress=False, predictor=predictor
+                )
                 seconds = time.perf_counter() - start
                 print(f"  {name:40s} {dev:4s}: {len(table) / seconds:7.1f} images/s ({seconds:.1f} s)")
     if "cuda" not in devices:

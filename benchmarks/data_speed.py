@@ -24,12 +24,16 @@ def main(coral_size: int = 128) -> None:
         (xt, _), test_cached = _timed(load_cifar, "cifar10", "test")
         (x, _), train_cached = _timed(load_cifar, "cifar10", "train")
         print(f"CIFAR-10 first decode (archive -> .npy, train+test, {len(x) + len(xt):,} images): {first:.1f} s")
-        print(f"CIFAR-10 cached load: train {train_cached:.2f} s + test {test_cached:.2f} s "
-              f"= {train_cached + test_cached:.2f} s")
+        print(
+            f"CIFAR-10 cached load: train {train_cached:.2f} s + test {test_cached:.2f} s "
+            f"= {train_cached + test_cached:.2f} s"
+        )
         coral, coral_first = _timed(load_coral, size=coral_size)
         _, coral_cached = _timed(load_coral, size=coral_size)
-        print(f"reef-photo set at {coral_size} px ({len(coral)} tiles): first decode {coral_first:.2f} s, "
-              f"cached load {coral_cached:.2f} s")
+        print(
+            f"reef-photo set at {coral_size} px ({len(coral)} tiles): first decode {coral_first:.2f} s, "
+            f"cached load {coral_cached:.2f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,9 @@ def timed(fn, *args, **kwargs):
     return out, time.perf_counter() - t0
 
 
-def milestone_times(z: np.ndarray, y: np.ndarray, k: int = 10, umap_seed: int | None = 0) -> dict[str, tuple[float, float]]:
+def milestone_times(
+    z: np.ndarray, y: np.ndarray, k: int = 10, umap_seed: int | None = 0
+) -> dict[str, tuple[float, float]]:
     """(wall, process CPU) seconds per step of one milestone's evaluation, the same calls as
     benthic.monitoring.milestones.evaluate_milestone; CPU time shows the cost when other processes share the cores."""
     out: dict[str, tuple[float, float]] = {}
@@ -80,8 +82,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     import torch
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
-          f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} (other processes share the CPU)")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
+        f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} (other processes share the CPU)"
+    )
     warm, _ = embeddings(1000, args.dim, seed=1)
     _, t_warm = timed(lambda: [milestone_times(warm, np.arange(1000) % 10, umap_seed=s) for s in (0, None)])
     print(f"warm-up (numba compilation of UMAP etc.) on 1000 samples: {t_warm:.1f} s")
@@ -98,11 +102,13 @@ def main(argv: list[str] | None = None) -> None:
 
     if not args.no_variants:
         print(f"\nUMAP variants on {args.n} x {args.dim}:")
-        for label, kw in (("seeded, exact torch kNN (default)", dict(seed=0, knn="exact")),
-                          ("seeded, umap-learn's own kNN", dict(seed=0, knn="umap")),
-                          ("unseeded (parallel), exact kNN", dict(seed=None, knn="exact")),
-                          ("unseeded (parallel), own kNN", dict(seed=None, knn="umap")),
-                          ("seeded, exact kNN, n_epochs=200", dict(seed=0, knn="exact", n_epochs=200))):
+        for label, kw in (
+            ("seeded, exact torch kNN (default)", dict(seed=0, knn="exact")),
+            ("seeded, umap-learn's own kNN", dict(seed=0, knn="umap")),
+            ("unseeded (parallel), exact kNN", dict(seed=None, knn="exact")),
+            ("unseeded (parallel), own kNN", dict(seed=None, knn="umap")),
+            ("seeded, exact kNN, n_epochs=200", dict(seed=0, knn="exact", n_epochs=200)),
+        ):
             _, sec = timed(M.umap_3d, z, **kw)
             print(f"  {label:36s} {sec:7.2f} s")
         _, sec = timed(M.exact_knn, z, 50)
@@ -118,9 +124,14 @@ def main(argv: list[str] | None = None) -> None:
         if header is None:
             header = ["n", "umap", "kmeans x2", "silhouettes", "spectral", "TOTAL"]
             print("  " + "".join(f"{h:>12s}" for h in header))
-        row = [n, t["umap_3d (incl. exact kNN)"], t["kmeans_cosine k1"] + t["kmeans_cosine k2"],
-               t["silhouettes S1 + S_GT (one pass)"], t["rankme"] + t["alpha_req (given the spectrum)"] + t["singular_values"],
-               t["TOTAL"]]
+        row = [
+            n,
+            t["umap_3d (incl. exact kNN)"],
+            t["kmeans_cosine k1"] + t["kmeans_cosine k2"],
+            t["silhouettes S1 + S_GT (one pass)"],
+            t["rankme"] + t["alpha_req (given the spectrum)"] + t["singular_values"],
+            t["TOTAL"],
+        ]
         print("  " + f"{row[0]:>12d}" + "".join(f"{v:>12.2f}" for v in row[1:]), flush=True)
 
 

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from benthic.models.augment import STACKS, ViewAugmenter, view_config
+from benthic.models.backbones import build_backbone
 from benthic.seed import default_device
 from benthic.ssl import METHODS
-from benthic.models.backbones import build_backbone
 
 
 def images(n: int) -> np.ndarray:
@@ -45,10 +45,16 @@ class TorchvisionPairs(torch.utils.data.Dataset):
 
         cfg = STACKS["simclr_cifar"]
         self.data = data
-        self.tf = T.Compose([
-            T.RandomResizedCrop(size, scale=cfg.crop_scale), T.RandomHorizontalFlip(),
-            T.RandomApply([T.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue)], p=cfg.jitter_p),
-            T.RandomGrayscale(cfg.grayscale_p), T.ToTensor(), T.Normalize(cfg.mean, cfg.std)])
+        self.tf = T.Compose(
+            [
+                T.RandomResizedCrop(size, scale=cfg.crop_scale),
+                T.RandomHorizontalFlip(),
+                T.RandomApply([T.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue)], p=cfg.jitter_p),
+                T.RandomGrayscale(cfg.grayscale_p),
+                T.ToTensor(),
+                T.Normalize(cfg.mean, cfg.std),
+            ]
+        )
 
     def __len__(self) -> int:
         return len(self.data)
@@ -118,8 +124,14 @@ def bench(method: str, backbone: str, data: np.ndarray, device: torch.device, ar
             step(aug(batch), aug(batch))
 
     loader = torch.utils.data.DataLoader(
-        TorchvisionPairs(data, size), batch_size=b, shuffle=True, drop_last=True, num_workers=args.workers,
-        pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
+        TorchvisionPairs(data, size),
+        batch_size=b,
+        shuffle=True,
+        drop_last=True,
+        num_workers=args.workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=args.workers > 0,
+    )
     batches = iter(())
 
     def baseline(n):
@@ -148,8 +160,13 @@ def bench(method: str, backbone: str, data: np.ndarray, device: torch.device, ar
 
     views = 2 * b * args.steps
     out = {"method": method, "backbone": backbone}
-    for name, fn in (("model", model_only), ("package", package), ("baseline", baseline),
-                     ("aug", augment_only), ("loader", loader_only)):
+    for name, fn in (
+        ("model", model_only),
+        ("package", package),
+        ("baseline", baseline),
+        ("aug", augment_only),
+        ("loader", loader_only),
+    ):
         out[name] = views / timed(fn, args.steps, args.warmup, args.repeats, device)
     out["package/baseline"] = out["package"] / out["baseline"]
     return out
@@ -172,19 +189,29 @@ def main() -> None:
     p.add_argument("--device", default=None)
     args = p.parse_args()
     device = torch.device(args.device or default_device())
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
-        f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
-    print(f"device: {name}; torch {torch.__version__}; batch {args.batch_size} pairs, {args.image_size} px, "
-          f"{args.precision}, channels_last={args.channels_last}, compile={args.compile}, "
-          f"baseline workers={args.workers}; best of {args.repeats} x {args.steps} steps after {args.warmup}")
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+    )
+    print(
+        f"device: {name}; torch {torch.__version__}; batch {args.batch_size} pairs, {args.image_size} px, "
+        f"{args.precision}, channels_last={args.channels_last}, compile={args.compile}, "
+        f"baseline workers={args.workers}; best of {args.repeats} x {args.steps} steps after {args.warmup}"
+    )
     data = images(max(4096, 4 * args.batch_size))
-    print(f"{'method':8s} {'backbone':15s} {'model':>9s} {'package':>9s} {'baseline':>9s} {'pkg/base':>9s} "
-          f"{'aug only':>9s} {'loader':>9s}  (views/s)")
+    print(
+        f"{'method':8s} {'backbone':15s} {'model':>9s} {'package':>9s} {'baseline':>9s} {'pkg/base':>9s} "
+        f"{'aug only':>9s} {'loader':>9s}  (views/s)"
+    )
     for backbone in args.backbones.split(","):
         for method in args.methods.split(","):
             r = bench(method, backbone, data, device, args)
-            print(f"{method:8s} {backbone:15s} {r['model']:9.0f} {r['package']:9.0f} {r['baseline']:9.0f} "
-                  f"{r['package/baseline']:9.2f} {r['aug']:9.0f} {r['loader']:9.0f}", flush=True)
+            print(
+                f"{method:8s} {backbone:15s} {r['model']:9.0f} {r['package']:9.0f} {r['baseline']:9.0f} "
+                f"{r['package/baseline']:9.2f} {r['aug']:9.0f} {r['loader']:9.0f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

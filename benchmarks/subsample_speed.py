@@ -4,8 +4,8 @@
 import sys
 import time
 
-from benthic.data.synthetic import synthetic_catalogue
 from benthic.data.subsample import spatial_subsample
+from benthic.data.synthetic import synthetic_catalogue
 
 
 def main(n: int = 1_000_000, seed: int = 0) -> None:
@@ -15,9 +15,11 @@ def main(n: int = 1_000_000, seed: int = 0) -> None:
     kept, report = spatial_subsample(df, progress=False)
     t2 = time.perf_counter()
     print(f"generate {n:,} rows ({df['site'].nunique():,} sites): {t1 - t0:.1f} s")
-    print(f"subsample: {t2 - t1:.1f} s -> kept {len(kept):,} rows "
-          f"({report['method'].value_counts().to_dict()}), distances used (m): "
-          f"{sorted(report.loc[report['method'] == 'spatial', 'distance_m'].unique().tolist())}")
+    print(
+        f"subsample: {t2 - t1:.1f} s -> kept {len(kept):,} rows "
+        f"({report['method'].value_counts().to_dict()}), distances used (m): "
+        f"{sorted(report.loc[report['method'] == 'spatial', 'distance_m'].unique().tolist())}"
+    )
 
 
 if __name__ == "__main__":

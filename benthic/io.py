@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
 @contextmanager
@@ -38,7 +39,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def save_npy(path: str | os.PathLike, array: "Any") -> Path:
+def save_npy(path: str | os.PathLike, array: Any) -> Path:
     """Save a NumPy array as `.npy` atomically (a cache never holds a half-written array)."""
     import numpy as np
 
@@ -63,7 +64,7 @@ def torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
-def save_table(df: "Any", path_stem: str | os.PathLike, floatfmt: str = ".3f") -> tuple[Path, Path]:
+def save_table(df: Any, path_stem: str | os.PathLike, floatfmt: str = ".3f") -> tuple[Path, Path]:
     """Write a pandas DataFrame as `<stem>.csv` and `<stem>.md` (Markdown), both atomically."""
     stem = Path(path_stem)
     csv_path, md_path = stem.with_suffix(".csv"), stem.with_suffix(".md")
@@ -73,7 +74,7 @@ def save_table(df: "Any", path_stem: str | os.PathLike, floatfmt: str = ".3f") -
     return csv_path, md_path
 
 
-def save_figure(fig: "Any", path_stem: str | os.PathLike, dpi: int = 150) -> tuple[Path, Path]:
+def save_figure(fig: Any, path_stem: str | os.PathLike, dpi: int = 150) -> tuple[Path, Path]:
     """Save a matplotlib figure as `<stem>.png` and `<stem>.pdf`, both atomically; the PDF carries no
     creation date, so regenerating an unchanged figure leaves the file byte for byte the same."""
     stem = Path(path_stem)
@@ -81,7 +82,12 @@ def save_figure(fig: "Any", path_stem: str | os.PathLike, dpi: int = 150) -> tup
     for suffix in (".png", ".pdf"):
         target = stem.with_suffix(suffix)
         with atomic_path(target) as tmp:
-            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=suffix[1:],
-                        metadata={"CreationDate": None} if suffix == ".pdf" else None)
+            fig.savefig(
+                tmp,
+                dpi=dpi,
+                bbox_inches="tight",
+                format=suffix[1:],
+                metadata={"CreationDate": None} if suffix == ".pdf" else None,
+            )
         out.append(target)
     return out[0], out[1]

@@ -44,8 +44,10 @@ def check_embeddings(z: np.ndarray, name: str = "embeddings", min_rows: int = 2)
         z = z.astype(np.float64)
     bad = np.flatnonzero(~np.isfinite(z).all(axis=1))
     if len(bad):
-        raise ValueError(f"{name} has {len(bad)} row(s) with NaN or inf (first: {bad[:5].tolist()}); "
-                         f"drop them or check the encoder for divergence")
+        raise ValueError(
+            f"{name} has {len(bad)} row(s) with NaN or inf (first: {bad[:5].tolist()}); "
+            f"drop them or check the encoder for divergence"
+        )
     return z
 
 
@@ -68,8 +70,8 @@ def exact_knn(z: np.ndarray, k: int, chunk: int = 2048) -> tuple[np.ndarray, np.
     sq = (x * x).sum(1)
     idx_out, dist_out = [], []
     for start in range(0, len(x), chunk):
-        q = x[start:start + chunk]
-        d2 = (sq[start:start + chunk, None] - 2 * q @ x.T + sq[None, :]).clamp_min_(0)
+        q = x[start : start + chunk]
+        d2 = (sq[start : start + chunk, None] - 2 * q @ x.T + sq[None, :]).clamp_min_(0)
         rows = torch.arange(len(q))
         d2[rows, rows + start] = -1.0  # each point is its own first neighbour, as umap-learn expects
         dist, idx = torch.topk(d2, k, dim=1, largest=False, sorted=True)
@@ -79,8 +81,14 @@ def exact_knn(z: np.ndarray, k: int, chunk: int = 2048) -> tuple[np.ndarray, np.
     return torch.cat(idx_out).numpy().astype(np.int64), torch.cat(dist_out).numpy()
 
 
-def umap_3d(z: np.ndarray, n_neighbors: int = 50, seed: int | None = 0, n_components: int = 3,
-            knn: str = "exact", n_epochs: int | None = None) -> np.ndarray:
+def umap_3d(
+    z: np.ndarray,
+    n_neighbors: int = 50,
+    seed: int | None = 0,
+    n_components: int = 3,
+    knn: str = "exact",
+    n_epochs: int | None = None,
+) -> np.ndarray:
     """UMAP projection of `z` to `n_components` dimensions (paper: 3-d, 50 neighbours).
     seed=None runs umap-learn multi-threaded and non-deterministic; knn='exact' feeds umap-learn an
     exact torch kNN graph, knn='umap' lets it build its own (exact below 4096 rows, NN-descent above). n_epochs=None: umap-learn's default (500 up to
@@ -91,16 +99,24 @@ def umap_3d(z: np.ndarray, n_neighbors: int = 50, seed: int | None = 0, n_compon
     if len(z) <= n_neighbors:
         raise ValueError(f"UMAP with n_neighbors={n_neighbors} needs more than {n_neighbors} samples, got {len(z)}")
     if len(np.unique(z, axis=0)) <= n_components + 1:
-        raise ValueError(f"embeddings have {len(np.unique(z, axis=0))} distinct row(s): too few for a "
-                         f"{n_components}-d UMAP (constant or collapsed embeddings)")
+        raise ValueError(
+            f"embeddings have {len(np.unique(z, axis=0))} distinct row(s): too few for a "
+            f"{n_components}-d UMAP (constant or collapsed embeddings)"
+        )
     if knn not in ("exact", "umap"):
         raise ValueError(f"knn must be 'exact' or 'umap', got {knn!r}")
     kwargs = {}
     if knn == "exact":
         indices, dists = exact_knn(z, n_neighbors)
         kwargs["precomputed_knn"] = (indices, dists)
-    reducer = umap.UMAP(n_neighbors=n_neighbors, n_components=n_components, random_state=seed,
-                        n_jobs=1 if seed is not None else -1, n_epochs=n_epochs, **kwargs)
+    reducer = umap.UMAP(
+        n_neighbors=n_neighbors,
+        n_components=n_components,
+        random_state=seed,
+        n_jobs=1 if seed is not None else -1,
+        n_epochs=n_epochs,
+        **kwargs,
+    )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*knn_search_index.*")
         warnings.filterwarnings("ignore", message=".*n_jobs.*overridden.*")
@@ -143,15 +159,17 @@ def ami(labels_a: np.ndarray, labels_b: np.ndarray) -> float:
     return float(adjusted_mutual_info_score(labels_a, labels_b))
 
 
-def silhouette(z: np.ndarray, labels: np.ndarray, sample_size: int | None = EXACT_SILHOUETTE_MAX,
-               seed: int = 0) -> float:
+def silhouette(
+    z: np.ndarray, labels: np.ndarray, sample_size: int | None = EXACT_SILHOUETTE_MAX, seed: int = 0
+) -> float:
     """Mean silhouette (Euclidean) of `labels` as clusters of `z`, equal to scikit-learn's silhouette_score.
     Above `sample_size` rows, the seeded random sample scikit-learn's `sample_size` draws is used; None = exact."""
     return silhouettes(z, [labels], sample_size, seed)[0]
 
 
-def silhouettes(z: np.ndarray, labelings: list[np.ndarray], sample_size: int | None = EXACT_SILHOUETTE_MAX,
-                seed: int = 0) -> list[float]:
+def silhouettes(
+    z: np.ndarray, labelings: list[np.ndarray], sample_size: int | None = EXACT_SILHOUETTE_MAX, seed: int = 0
+) -> list[float]:
     """Mean silhouettes of several labelings of the same `z` (S1 and S_GT of a milestone) from one pass over
     the pairwise Euclidean distances (torch, in row chunks), instead of one scikit-learn call each; same
     sample and values as scikit-learn's silhouette_score (singletons score 0)."""
@@ -168,22 +186,21 @@ def silhouettes(z: np.ndarray, labelings: list[np.ndarray], sample_size: int | N
         codes, inverse = np.unique(lab, return_inverse=True)
         if not 2 <= len(codes) <= len(z) - 1:
             where = f"the silhouette sample of {size} rows" if size is not None else "silhouette"
-            raise ValueError(f"{where} needs 2 to n_samples - 1 = {len(z) - 1} distinct labels, "
-                             f"got {len(codes)}")
+            raise ValueError(f"{where} needs 2 to n_samples - 1 = {len(z) - 1} distinct labels, got {len(codes)}")
         onehots.append(torch.nn.functional.one_hot(torch.from_numpy(inverse), len(codes)).double())
     x = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float64))  # float64: no cancellation on near-duplicates
     sq = (x * x).sum(1)
     sums = [torch.zeros(len(x), oh.shape[1], dtype=torch.float64) for oh in onehots]
     for start in range(0, len(x), 1024):
-        q = x[start:start + 1024]
-        d = (sq[start:start + 1024, None] - 2 * q @ x.T + sq[None, :]).clamp_min_(0).sqrt_()
+        q = x[start : start + 1024]
+        d = (sq[start : start + 1024, None] - 2 * q @ x.T + sq[None, :]).clamp_min_(0).sqrt_()
         for total, oh in zip(sums, onehots):
-            total[start:start + 1024] = d @ oh
+            total[start : start + 1024] = d @ oh
     out = []
     for total, oh in zip(sums, onehots):
         sizes = oh.sum(0)
-        own = (oh > 0)
-        n_own = (oh @ sizes)
+        own = oh > 0
+        n_own = oh @ sizes
         a = (total * oh).sum(1) / (n_own - 1).clamp_min(1)
         b = torch.where(own, torch.inf, total / sizes).min(1).values
         s = torch.where(n_own > 1, (b - a) / torch.maximum(a, b).clamp_min(1e-300), torch.zeros_like(a))
@@ -231,8 +248,9 @@ def rankme(z: np.ndarray, eps: float = 1e-7, s: np.ndarray | None = None) -> flo
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
-def alpha_req(z: np.ndarray, fit_range: tuple[int, int | None] = (1, None), rel_tol: float = 1e-10,
-              s: np.ndarray | None = None) -> float:
+def alpha_req(
+    z: np.ndarray, fit_range: tuple[int, int | None] = (1, None), rel_tol: float = 1e-10, s: np.ndarray | None = None
+) -> float:
     """alpha-ReQ (Agrawal et al. 2022): minus the slope of a least-squares line through
     (log k, log lambda_k), lambda the covariance eigenvalues, over ranks fit_range = (first, last)
     inclusive, 1-based; last=None means the last eigenvalue above rel_tol * lambda_1 (numerical zeros
@@ -240,17 +258,19 @@ def alpha_req(z: np.ndarray, fit_range: tuple[int, int | None] = (1, None), rel_
     (= singular_values(z)) to reuse a spectrum already computed."""
     z = check_embeddings(z, min_rows=3)
     s = singular_values(z, center=True) if s is None else np.asarray(s, float)
-    eig = s ** 2 / (len(z) - 1)
+    eig = s**2 / (len(z) - 1)
     if eig[0] <= 0:
         raise ValueError("alpha-ReQ of constant embeddings is undefined (all covariance eigenvalues are 0)")
     usable = int((eig > rel_tol * eig[0]).sum())
     first, last = fit_range
     last = usable if last is None else min(last, usable)
     if first < 1 or last - first + 1 < 2:
-        raise ValueError(f"alpha-ReQ needs at least 2 non-zero eigenvalues in ranks {fit_range}; "
-                         f"{usable} are above {rel_tol} * the largest")
+        raise ValueError(
+            f"alpha-ReQ needs at least 2 non-zero eigenvalues in ranks {fit_range}; "
+            f"{usable} are above {rel_tol} * the largest"
+        )
     ranks = np.arange(first, last + 1)
-    slope = np.polyfit(np.log(ranks), np.log(eig[first - 1:last]), 1)[0]
+    slope = np.polyfit(np.log(ranks), np.log(eig[first - 1 : last]), 1)[0]
     return float(-slope)
 
 

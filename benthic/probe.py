@@ -16,9 +16,15 @@ from benthic.models.augment import prepare
 from benthic.seed import default_device
 
 
-def knn_predict(train_z: np.ndarray | torch.Tensor, train_y: np.ndarray | torch.Tensor,
-                test_z: np.ndarray | torch.Tensor, num_classes: int | None = None, k: int = 200,
-                temperature: float = 0.1, batch_size: int = 1024) -> np.ndarray:
+def knn_predict(
+    train_z: np.ndarray | torch.Tensor,
+    train_y: np.ndarray | torch.Tensor,
+    test_z: np.ndarray | torch.Tensor,
+    num_classes: int | None = None,
+    k: int = 200,
+    temperature: float = 0.1,
+    batch_size: int = 1024,
+) -> np.ndarray:
     """Weighted kNN (Wu et al. 2018): cosine similarity, the k nearest train samples vote for their class
     with weight exp(sim / T); returns predicted labels (N_test,)."""
     train = F.normalize(torch.as_tensor(np.asarray(train_z), dtype=torch.float32), dim=1)
@@ -32,7 +38,7 @@ def knn_predict(train_z: np.ndarray | torch.Tensor, train_y: np.ndarray | torch.
     k = min(k, len(train))
     preds = []
     for start in range(0, len(test), batch_size):
-        sim = test[start:start + batch_size] @ train.t()
+        sim = test[start : start + batch_size] @ train.t()
         top, idx = sim.topk(k, dim=1)
         scores = torch.zeros(len(sim), c).scatter_add_(1, labels[idx], torch.exp(top / temperature))
         preds.append(scores.argmax(1))
@@ -46,8 +52,15 @@ def knn_accuracy(train_z, train_y, test_z, test_y, k: int = 200, temperature: fl
     return float(np.mean(pred == np.asarray(test_y)))
 
 
-def fast_probe(train_z: np.ndarray, train_y: np.ndarray, test_z: np.ndarray, test_y: np.ndarray,
-               c: float = 1.0, max_iter: int = 1000, seed: int = 0) -> float:
+def fast_probe(
+    train_z: np.ndarray,
+    train_y: np.ndarray,
+    test_z: np.ndarray,
+    test_y: np.ndarray,
+    c: float = 1.0,
+    max_iter: int = 1000,
+    seed: int = 0,
+) -> float:
     """Test accuracy of multinomial logistic regression on standardised cached features: a cheap
     stand-in for the linear probe when encoders are compared many times (monitoring)."""
     from sklearn.linear_model import LogisticRegression
@@ -96,9 +109,17 @@ def _features(encoder: nn.Module, images, mean, std, size, device) -> torch.Tens
     return encoder(prepare(images, mean, std, size, device)).float()
 
 
-def linear_probe(encoder: nn.Module, train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
-                 test_labels: np.ndarray, config: ProbeConfig = ProbeConfig(), mean=None, std=None,
-                 device: str | torch.device | None = None) -> dict:
+def linear_probe(
+    encoder: nn.Module,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    config: ProbeConfig = ProbeConfig(),
+    mean=None,
+    std=None,
+    device: str | torch.device | None = None,
+) -> dict:
     """Train one linear layer on a frozen encoder (paper protocol, see ProbeConfig) and return
     {"accuracy": test top-1, "history": per-epoch train loss/accuracy}. mean/std default to the encoder's."""
     mean = mean if mean is not None else getattr(encoder, "mean", None)
@@ -112,32 +133,47 @@ def linear_probe(encoder: nn.Module, train_images: np.ndarray, train_labels: np.
     encoder = encoder.eval().to(device)
     torch.manual_seed(config.seed)
     head = nn.Linear(encoder.feature_dim, num_classes).to(device)
-    opt = torch.optim.Adam(head.parameters(), lr=config.lr, betas=(config.beta1_range[1], 0.999),
-                           weight_decay=config.weight_decay)
+    opt = torch.optim.Adam(
+        head.parameters(), lr=config.lr, betas=(config.beta1_range[1], 0.999), weight_decay=config.weight_decay
+    )
     steps = -(-len(train_images) // config.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.epochs * steps,
-                                                base_momentum=config.beta1_range[0],
-                                                max_momentum=config.beta1_range[1])
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt,
+        max_lr=config.lr,
+        total_steps=config.epochs * steps,
+        base_momentum=config.beta1_range[0],
+        max_momentum=config.beta1_range[1],
+    )
     cores = os.cpu_count() or 1
     workers = config.num_workers if config.num_workers is not None else (0 if cores <= 2 else min(8, cores - 1))
     cached = None
     if not config.autoaugment:
-        cached = torch.cat([_features(encoder, train_images[i:i + 1024], mean, std, size, device)
-                            for i in range(0, len(train_images), 1024)])
+        cached = torch.cat(
+            [
+                _features(encoder, train_images[i : i + 1024], mean, std, size, device)
+                for i in range(0, len(train_images), 1024)
+            ]
+        )
     history = []
     gen = torch.Generator().manual_seed(config.seed)
     for epoch in tqdm(range(config.epochs), desc="linear probe", leave=False):
         total_loss, correct = 0.0, 0
         if cached is None:
             loader = torch.utils.data.DataLoader(
-                _AutoAugmented(train_images, train_labels), batch_size=config.batch_size, shuffle=True,
-                generator=gen, num_workers=workers)
+                _AutoAugmented(train_images, train_labels),
+                batch_size=config.batch_size,
+                shuffle=True,
+                generator=gen,
+                num_workers=workers,
+            )
             torch.manual_seed(config.seed * 1009 + epoch)  # AutoAugment draws from the global RNG
             batches = ((_features(encoder, x.numpy(), mean, std, size, device), y.to(device)) for x, y in loader)
         else:
             perm = torch.randperm(len(cached), generator=gen)
-            batches = ((cached[idx], torch.from_numpy(train_labels[idx.numpy()]).to(device))
-                       for idx in perm.split(config.batch_size))
+            batches = (
+                (cached[idx], torch.from_numpy(train_labels[idx.numpy()]).to(device))
+                for idx in perm.split(config.batch_size)
+            )
         for feats, y in batches:
             logits = head(feats)
             loss = F.cross_entropy(logits, y)
@@ -147,9 +183,14 @@ def linear_probe(encoder: nn.Module, train_images: np.ndarray, train_labels: np.
             sched.step()
             total_loss += loss.item() * len(y)
             correct += int((logits.argmax(1) == y).sum())
-        history.append({"epoch": epoch + 1, "loss": total_loss / len(train_labels),
-                        "train_accuracy": correct / len(train_labels)})
+        history.append(
+            {"epoch": epoch + 1, "loss": total_loss / len(train_labels), "train_accuracy": correct / len(train_labels)}
+        )
     with torch.no_grad():
-        pred = torch.cat([head(_features(encoder, test_images[i:i + 1024], mean, std, size, device)).argmax(1).cpu()
-                          for i in range(0, len(test_images), 1024)])
+        pred = torch.cat(
+            [
+                head(_features(encoder, test_images[i : i + 1024], mean, std, size, device)).argmax(1).cpu()
+                for i in range(0, len(test_images), 1024)
+            ]
+        )
     return {"accuracy": float((pred.numpy() == test_labels).mean()), "history": history}

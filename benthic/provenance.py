@@ -19,11 +19,21 @@ def provenance(command: str | None = None) -> dict:
     commit = "unknown"  # installed (no checkout): ROOT is then $BENTHIC_HOME or the cwd, not this code's repository
     if IN_CHECKOUT:
         try:
-            commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                    check=True).stdout.strip()
+            commit = subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+            ).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             commit = "unknown"
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU {platform.processor() or platform.machine()} x{os.cpu_count()}"
-    return {"command": command or " ".join(sys.argv), "commit": commit, "device": device, "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    device = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"CPU {platform.processor() or platform.machine()} x{os.cpu_count()}"
+    )
+    return {
+        "command": command or " ".join(sys.argv),
+        "commit": commit,
+        "device": device,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -21,7 +21,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> np.random.Generato
     return np.random.default_rng(seed)
 
 
-def default_device() -> "str":
+def default_device() -> str:
     """The best device present: 'cuda' when a GPU is visible, else 'cpu'."""
     import torch
 

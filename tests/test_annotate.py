@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from benthic.transfer import core, encoders, hml_model
-from benthic.cli import annotate, main as cli
+from benthic.cli import annotate
+from benthic.cli import main as cli
 from benthic.hierarchy.catami import load_hierarchies
 from benthic.hierarchy.hml import HMLHead
+from benthic.transfer import core, encoders, hml_model
 
 N_GOOD = 7
 
@@ -51,8 +52,14 @@ def folder(tmp_path):
     return root
 
 
-EXPECTED_BAD = {"empty.jpg": "empty file", "truncated.jpg": "corrupt image", "notes.txt": "not an image",
-                "loop_a.jpg": "unreadable", "loop_b.jpg": "unreadable", "dangling.jpg": "missing file"}
+EXPECTED_BAD = {
+    "empty.jpg": "empty file",
+    "truncated.jpg": "corrupt image",
+    "notes.txt": "not an image",
+    "loop_a.jpg": "unreadable",
+    "loop_b.jpg": "unreadable",
+    "dangling.jpg": "missing file",
+}
 
 
 def _check_table(table, hier):
@@ -101,41 +108,72 @@ def test_interrupted_run_resumes_without_redoing(checkpoint, folder, tmp_path):
                 raise KeyboardInterrupt
             seen.append(len(images))
             return real[0](images)
+
         return (predict, real[1], real[2])
 
     out = tmp_path / "ann.csv"
     with pytest.raises(KeyboardInterrupt):
-        annotate.annotate(files, checkpoint, out, base=folder, batch_size=3, progress=False,
-                          predictor=counting(fail_on_call=3))
+        annotate.annotate(
+            files, checkpoint, out, base=folder, batch_size=3, progress=False, predictor=counting(fail_on_call=3)
+        )
     assert not out.exists()
     first = sum(seen)
     assert first > 0
     partial = annotate.partial_path(out, checkpoint, real[2])
     with open(partial, "a") as fh:  # a row cut off mid-write by the interruption
         fh.write("good_9.jpg,ok,,Biota > Spo")
-    table = annotate.annotate(files, checkpoint, out, base=folder, batch_size=3, progress=False,
-                              predictor=counting())
+    table = annotate.annotate(files, checkpoint, out, base=folder, batch_size=3, progress=False, predictor=counting())
     n_ok = int((table.status == "ok").sum())
     assert sum(seen) == n_ok  # every good image predicted exactly once over both runs
     assert sum(seen) - first == n_ok - first and first < n_ok
     fresh = annotate.annotate(files, checkpoint, tmp_path / "fresh.csv", base=folder, batch_size=5, progress=False)
-    pd.testing.assert_frame_equal(pd.read_csv(out, keep_default_na=False), pd.read_csv(tmp_path / "fresh.csv",
-                                                                                      keep_default_na=False))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(out, keep_default_na=False), pd.read_csv(tmp_path / "fresh.csv", keep_default_na=False)
+    )
     assert len(fresh) == len(files)
 
 
 def test_cli_writes_csv_and_contact_sheet(checkpoint, folder, tmp_path, capsys):
     out, sheet = tmp_path / "cli.csv", tmp_path / "sheet.html"
-    assert cli.main(["annotate", str(folder), "--checkpoint", str(checkpoint), "--out", str(out), "--html", str(sheet),
-                     "--batch-size", "8"]) == 0
+    assert (
+        cli.main(
+            [
+                "annotate",
+                str(folder),
+                "--checkpoint",
+                str(checkpoint),
+                "--out",
+                str(out),
+                "--html",
+                str(sheet),
+                "--batch-size",
+                "8",
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(out, keep_default_na=False)
     _check_table(table, load_hierarchies())
     page = sheet.read_text()
     assert page.count("<img ") == int((table.status == "ok").sum())
     assert "truncated.jpg</code>: corrupt image" in page
     assert "skipped notes.txt: not an image" in capsys.readouterr().out
-    assert cli.main(["annotate", str(folder), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "two.csv"),
-                     "--heads", "biota", "substrate"]) == 0
+    assert (
+        cli.main(
+            [
+                "annotate",
+                str(folder),
+                "--checkpoint",
+                str(checkpoint),
+                "--out",
+                str(tmp_path / "two.csv"),
+                "--heads",
+                "biota",
+                "substrate",
+            ]
+        )
+        == 0
+    )
     two = pd.read_csv(tmp_path / "two.csv", keep_default_na=False)
     assert list(two.columns) == annotate.columns(["biota", "substrate"])
     assert all(" relief" not in d and "bedforms" not in d for d in two.description)

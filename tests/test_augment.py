@@ -8,7 +8,17 @@ import pytest
 import torch
 from torchvision.transforms import functional as TF
 
-from benthic.models.augment import BENTHICNET_MEAN, BENTHICNET_STD, STACKS, ViewAugmenter, _blur, hsv_to_rgb, prepare, rgb_to_hsv, view_config
+from benthic.models.augment import (
+    BENTHICNET_MEAN,
+    BENTHICNET_STD,
+    STACKS,
+    ViewAugmenter,
+    _blur,
+    hsv_to_rgb,
+    prepare,
+    rgb_to_hsv,
+    view_config,
+)
 
 ZERO_ONE = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 IDENTITY = dict(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), hflip=0.0, jitter_p=0.0, grayscale_p=0.0, **ZERO_ONE)
@@ -40,7 +50,9 @@ def test_views_shape_seeded_and_per_sample():
     x = np.repeat(images(1, 32), 16, axis=0)  # one image 16 times: each copy must get its own view
     aug = ViewAugmenter(STACKS["simclr_cifar"], seed=3, channels_last=True)
     v = aug(x)
-    assert v.shape == (16, 3, 32, 32) and v.dtype == torch.float32 and v.is_contiguous(memory_format=torch.channels_last)
+    assert (
+        v.shape == (16, 3, 32, 32) and v.dtype == torch.float32 and v.is_contiguous(memory_format=torch.channels_last)
+    )
     diffs = [(v[0] - v[i]).abs().mean().item() for i in range(1, 16)]
     assert min(diffs) > 1e-3
     again = ViewAugmenter(STACKS["simclr_cifar"], seed=3)(x)
@@ -53,8 +65,16 @@ def test_views_shape_seeded_and_per_sample():
 def test_crop_area_follows_scale():
     # an image whose column index is its value: a crop's width shows in the spread of values per row
     ramp = np.broadcast_to(np.linspace(0, 255, 64).round().astype(np.uint8)[None, None, :, None], (256, 64, 64, 3))
-    cfg = view_config("simclr_cifar", 64, crop_scale=(0.25, 0.25), crop_ratio=(1.0, 1.0), hflip=0.0,
-                      jitter_p=0.0, grayscale_p=0.0, **ZERO_ONE)
+    cfg = view_config(
+        "simclr_cifar",
+        64,
+        crop_scale=(0.25, 0.25),
+        crop_ratio=(1.0, 1.0),
+        hflip=0.0,
+        jitter_p=0.0,
+        grayscale_p=0.0,
+        **ZERO_ONE,
+    )
     v = ViewAugmenter(cfg)(np.ascontiguousarray(ramp))
     width = (v[:, 0, :, -1] - v[:, 0, :, 0]).mean(1)  # fraction of the full ramp covered
     assert torch.allclose(width, torch.full_like(width, 0.5), atol=0.03)
@@ -76,8 +96,8 @@ def test_blur_matches_torchvision_per_sample():
     sigma = torch.tensor([0.7, 1.6])
     out = _blur(x, sigma)
     for i in range(2):
-        ref = TF.gaussian_blur(x[i:i + 1], kernel_size=[5, 5], sigma=[float(sigma[i])] * 2)
-        torch.testing.assert_close(out[i:i + 1], ref, atol=1e-5, rtol=0)
+        ref = TF.gaussian_blur(x[i : i + 1], kernel_size=[5, 5], sigma=[float(sigma[i])] * 2)
+        torch.testing.assert_close(out[i : i + 1], ref, atol=1e-5, rtol=0)
     torch.testing.assert_close(_blur(x, torch.zeros(2)), x)
 
 

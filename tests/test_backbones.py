@@ -1,6 +1,5 @@
 """Backbones: CIFAR-stem ResNet-18 (512-d), ResNet-50, ViTs, small CNN; ImageNet names delegate."""
 
-
 import pytest
 import torch
 from torchvision.models import resnet18

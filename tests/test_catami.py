@@ -17,9 +17,16 @@ def tree():
 
 
 def test_split_path_drops_head_tag():
-    assert catami.split_path("[SUBSTRATE] > Substrate > Unconsolidated (soft)") == ("Substrate", "Unconsolidated (soft)")
+    assert catami.split_path("[SUBSTRATE] > Substrate > Unconsolidated (soft)") == (
+        "Substrate",
+        "Unconsolidated (soft)",
+    )
     assert catami.split_path("Substrate > Unconsolidated (soft)") == ("Substrate", "Unconsolidated (soft)")
-    assert catami.split_path("[BEDFORMS] > Bedforms > 2D > Waves (>10cm height)") == ("Bedforms", "2D", "Waves (>10cm height)")
+    assert catami.split_path("[BEDFORMS] > Bedforms > 2D > Waves (>10cm height)") == (
+        "Bedforms",
+        "2D",
+        "Waves (>10cm height)",
+    )
     with pytest.raises(ValueError):
         catami.split_path("Substrate >  > X")
 
@@ -33,14 +40,17 @@ def test_nodes_parents_depths(tree):
 
 
 def test_ancestor_matrix_by_hand(tree):
-    expected = np.array([
-        [1, 1, 1, 1, 1, 0],   # A: itself, B, C, D, E
-        [0, 1, 1, 1, 0, 0],   # B: itself, C, D
-        [0, 0, 1, 0, 0, 0],
-        [0, 0, 0, 1, 0, 0],
-        [0, 0, 0, 0, 1, 0],
-        [0, 0, 0, 0, 0, 1],
-    ], dtype=np.float32)
+    expected = np.array(
+        [
+            [1, 1, 1, 1, 1, 0],  # A: itself, B, C, D, E
+            [0, 1, 1, 1, 0, 0],  # B: itself, C, D
+            [0, 0, 1, 0, 0, 0],
+            [0, 0, 0, 1, 0, 0],
+            [0, 0, 0, 0, 1, 0],
+            [0, 0, 0, 0, 0, 1],
+        ],
+        dtype=np.float32,
+    )
     R = tree.ancestor_matrix()
     assert R.dtype == np.float32
     np.testing.assert_array_equal(R, expected)
@@ -132,8 +142,13 @@ def test_caab_parent_fix_and_paths():
     assert set(table["parent"]) - {-1} <= set(table["code"])  # no dangling parent after the fix
     by_code = table.set_index("code")["path"]
     assert by_code[63600903] == ("Biota", "Seagrasses", "Strap-like leaves")
-    assert by_code[82001014] == ("Physical", "Substrate", "Unconsolidated (soft)", "Sand / mud (<2mm)",
-                                 "Coarse sand (with shell fragments)")
+    assert by_code[82001014] == (
+        "Physical",
+        "Substrate",
+        "Unconsolidated (soft)",
+        "Sand / mud (<2mm)",
+        "Coarse sand (with shell fragments)",
+    )
     hs = catami.caab_hierarchies(table)
     assert ("Seagrasses", "Elliptical leaves") not in hs["biota"]
     assert ("Biota", "Seagrasses", "Elliptical leaves") in hs["biota"]

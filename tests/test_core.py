@@ -5,8 +5,8 @@ import os
 import pytest
 
 from benthic import io, paths
-from benthic.scales import check_scale
 from benthic.cli.notebooks import parse_value
+from benthic.scales import check_scale
 
 
 def test_safe_join_keeps_paths_under_root(tmp_path):

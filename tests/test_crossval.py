@@ -9,15 +9,19 @@ from scipy import stats
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
-
 from benthic.transfer import crossval, cv_stats, encoders
 from benthic.transfer.core import TrainConfig
 
 
 def _hand_scores():
-    data = {"a": [0.60, 0.62, 0.58, 0.61, 0.59], "b": [0.70, 0.72, 0.69, 0.71, 0.73], "c": [0.61, 0.63, 0.60, 0.64, 0.62]}
-    return data, pd.DataFrame([{"model": m, "fold": f, "macro_f1": v} for m, vals in data.items()
-                               for f, v in enumerate(vals)])
+    data = {
+        "a": [0.60, 0.62, 0.58, 0.61, 0.59],
+        "b": [0.70, 0.72, 0.69, 0.71, 0.73],
+        "c": [0.61, 0.63, 0.60, 0.64, 0.62],
+    }
+    return data, pd.DataFrame(
+        [{"model": m, "fold": f, "macro_f1": v} for m, vals in data.items() for f, v in enumerate(vals)]
+    )
 
 
 def test_anova_equals_scipy_and_hand_computation():
@@ -93,8 +97,11 @@ def test_transfer_efficiency_hand_cases():
 def test_efficiency_table_per_fold_and_of_means():
     rows = []
     for f, (p, s, r) in enumerate([(0.7, 0.5, 0.9), (0.6, 0.5, 0.7), (0.8, 0.6, 0.6)]):
-        rows += [{"model": "pre", "fold": f, "macro_f1": p}, {"model": "scr", "fold": f, "macro_f1": s},
-                 {"model": "ref", "fold": f, "macro_f1": r}]
+        rows += [
+            {"model": "pre", "fold": f, "macro_f1": p},
+            {"model": "scr", "fold": f, "macro_f1": s},
+            {"model": "ref", "fold": f, "macro_f1": r},
+        ]
     table = cv_stats.efficiency_table(pd.DataFrame(rows), "scr", "ref")
     row = table.iloc[0]
     assert row.model == "pre" and row.folds_defined == 2
@@ -119,7 +126,7 @@ def test_cross_validate_scores_match_sklearn():
 
     scores = crossval.cross_validate({"logreg": run}, y, folds)
     assert list(scores.fold) == [0, 1, 2]
-    for (tr, te), row in zip(folds, scores.itertuples()):
+    for (_, te), row in zip(folds, scores.itertuples()):
         assert row.accuracy == pytest.approx(np.mean(preds[row.fold] == y[te]))
         assert row.macro_f1 == pytest.approx(f1_score(y[te], preds[row.fold], average="macro"))
     with pytest.raises(ValueError, match="predictions"):
@@ -148,8 +155,9 @@ def test_small_end_to_end_run_and_timing():
     images[y == 1, :, :, 0] = 220  # class-dependent colour: learnable
     images[y == 2, :, :, 2] = 220
     groups = np.arange(36) // 2
-    cfg = crossval.get_config("smoke", k=3, probe=TrainConfig(60, 1e-2, 1e-4, 64, False),
-                              finetune=TrainConfig(2, 1e-3, 1e-5, 16, False))
+    cfg = crossval.get_config(
+        "smoke", k=3, probe=TrainConfig(60, 1e-2, 1e-4, 64, False), finetune=TrainConfig(2, 1e-3, 1e-5, 16, False)
+    )
     spec = {"kind": "random", "backbone": "small_cnn", "input_size": 16}
     torch.manual_seed(0)
     feats = {"cnn": encoders.features(encoders.build_encoder(spec), images)}

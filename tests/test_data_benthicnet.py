@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benthic.hierarchy.catami import load_hierarchies
 from benthic.data import benthicnet as bn
+from benthic.hierarchy.catami import load_hierarchies
 from benthic.paths import DATA_DIR
 
 LABELLED = DATA_DIR / "benthicnet" / "benthicnet_labelled_sample.csv"
@@ -40,14 +40,23 @@ def test_shipped_files_read_and_typed(hierarchies):
     sub = bn.read_subset_csv(SUBSET)
     assert len(lab) == 8 and len(sub) == 9
     assert lab["latitude"].dtype == np.float64 and sub["longitude"].dtype == np.float64
-    assert lab.loc[0, "latitude"] == pytest.approx(-20.05703136) and lab.loc[0, "longitude"] == pytest.approx(-39.84970526)
-    assert sub.loc[3, "latitude"] == pytest.approx(-15.36099238) and sub.loc[3, "gebco_bathymetry"] == pytest.approx(-578.775458622032)
+    assert lab.loc[0, "latitude"] == pytest.approx(-20.05703136) and lab.loc[0, "longitude"] == pytest.approx(
+        -39.84970526
+    )
+    assert sub.loc[3, "latitude"] == pytest.approx(-15.36099238) and sub.loc[3, "gebco_bathymetry"] == pytest.approx(
+        -578.775458622032
+    )
     assert lab["catami_biota"].isna().sum() == 6 and lab["catami_relief"].isna().all()  # '' -> NaN
 
 
-@pytest.mark.parametrize("reader,path,drop", [(bn.read_labelled_csv, LABELLED, "catami_substrate"),
-                                              (bn.read_labelled_csv, LABELLED, "latitude"),
-                                              (bn.read_subset_csv, SUBSET, "image")])
+@pytest.mark.parametrize(
+    "reader,path,drop",
+    [
+        (bn.read_labelled_csv, LABELLED, "catami_substrate"),
+        (bn.read_labelled_csv, LABELLED, "latitude"),
+        (bn.read_subset_csv, SUBSET, "image"),
+    ],
+)
 def test_missing_required_column(tmp_path, reader, path, drop):
     rows = _rows(path)
     bad = _write(tmp_path / "x.csv", rows, [c for c in rows[0] if c != drop])
@@ -66,12 +75,17 @@ def test_empty_and_header_only_files(tmp_path):
         bn.read_labelled_csv(tmp_path / "absent.csv")
 
 
-@pytest.mark.parametrize("column,value,problem", [("latitude", "abc", "is not a number"),
-                                                  ("latitude", "95.5", r"is outside \[-90, 90\]"),
-                                                  ("latitude", "-90.01", r"is outside \[-90, 90\]"),
-                                                  ("longitude", "181", r"is outside \[-180, 180\]"),
-                                                  ("longitude", "", "is empty"),
-                                                  ("longitude", "inf", "is not finite")])
+@pytest.mark.parametrize(
+    "column,value,problem",
+    [
+        ("latitude", "abc", "is not a number"),
+        ("latitude", "95.5", r"is outside \[-90, 90\]"),
+        ("latitude", "-90.01", r"is outside \[-90, 90\]"),
+        ("longitude", "181", r"is outside \[-180, 180\]"),
+        ("longitude", "", "is empty"),
+        ("longitude", "inf", "is not finite"),
+    ],
+)
 def test_bad_coordinates_name_line_and_column(tmp_path, column, value, problem):
     rows = _rows(SUBSET)
     rows[3][column] = value  # data record 3 -> file line 5
@@ -88,10 +102,15 @@ def test_line_numbers_count_quoted_newlines_and_repeats(tmp_path):
         bn.read_labelled_csv(_write(tmp_path / "x.csv", rows))
 
 
-@pytest.mark.parametrize("column,value", [("catami_substrate", "Substrate > Lava lake"),
-                                          ("catami_biota", "Biota > Dragons"),
-                                          ("catami_substrate", "[BIOTA] > Biota > Sponges"),  # wrong head
-                                          ("catami_relief", "Relief >")])                     # malformed
+@pytest.mark.parametrize(
+    "column,value",
+    [
+        ("catami_substrate", "Substrate > Lava lake"),
+        ("catami_biota", "Biota > Dragons"),
+        ("catami_substrate", "[BIOTA] > Biota > Sponges"),  # wrong head
+        ("catami_relief", "Relief >"),
+    ],
+)  # malformed
 def test_unknown_catami_paths(tmp_path, hierarchies, column, value):
     rows = _rows(LABELLED)
     rows[2][column] = value
@@ -119,19 +138,27 @@ def test_group_labels_and_encoding_hand_checked(hierarchies):
     assert len(grouped) == 7  # rows 1-2 annotate the same image
     first = grouped.iloc[0]
     assert (first["dataset"], first["site"], first["image"]) == ("Bastos", "A_001_margem", "A_001_margem")
-    assert first["substrate"] == ["Substrate > Unconsolidated (soft)",
-                                  "Substrate > Unconsolidated (soft) > Pebble / gravel > Biologenic"]
+    assert first["substrate"] == [
+        "Substrate > Unconsolidated (soft)",
+        "Substrate > Unconsolidated (soft) > Pebble / gravel > Biologenic",
+    ]
     assert first["biota"] == [] and first["relief"] == [] and first["bedforms"] == []
     assert grouped.iloc[4]["biota"] == ["Biota > Worms > Polychaetes > Tube worms"]
     enc = bn.encode_heads(grouped, hierarchies)
     sub = hierarchies["substrate"]
     target, mask = enc["substrate"][0][0], enc["substrate"][1][0]
     positive = {sub.nodes[i] for i in np.flatnonzero(target)}
-    assert positive == {("Substrate",), ("Substrate", "Unconsolidated (soft)"),
-                        ("Substrate", "Unconsolidated (soft)", "Pebble / gravel"),
-                        ("Substrate", "Unconsolidated (soft)", "Pebble / gravel", "Biologenic")}
+    assert positive == {
+        ("Substrate",),
+        ("Substrate", "Unconsolidated (soft)"),
+        ("Substrate", "Unconsolidated (soft)", "Pebble / gravel"),
+        ("Substrate", "Unconsolidated (soft)", "Pebble / gravel", "Biologenic"),
+    }
     # a sibling of a positive node is a known negative
-    assert mask[sub.index[("Substrate", "Consolidated (hard)")]] and not target[sub.index[("Substrate", "Consolidated (hard)")]]
+    assert (
+        mask[sub.index[("Substrate", "Consolidated (hard)")]]
+        and not target[sub.index[("Substrate", "Consolidated (hard)")]]
+    )
     assert enc["relief"][0].shape == (7, len(hierarchies["relief"])) and not enc["relief"][1].any()
     assert not enc["biota"][1][0].any() and enc["biota"][1][4].all()
 
@@ -139,8 +166,9 @@ def test_group_labels_and_encoding_hand_checked(hierarchies):
 def test_image_path_extension_and_escape(tmp_path):
     sub = bn.read_subset_csv(SUBSET)
     row = sub.iloc[0].to_dict()
-    assert bn.image_path(tmp_path, row) == (tmp_path / "FK200429" / "FK200429_S0353" /
-                                            (row["image"] + ".jpg")).resolve()
+    assert (
+        bn.image_path(tmp_path, row) == (tmp_path / "FK200429" / "FK200429_S0353" / (row["image"] + ".jpg")).resolve()
+    )
     row8 = sub.iloc[8].to_dict()  # 'WA154_GER4.5m171113TurtleBay1  (1)': a dot but no extension
     assert bn.image_path(tmp_path, row8).name == "WA154_GER4.5m171113TurtleBay1  (1).jpg"
     lab = bn.read_labelled_csv(LABELLED)
@@ -184,7 +212,9 @@ def test_load_images_skips_and_counts_corrupt_missing_and_escaping(tmp_path):
     for k, i in enumerate(out.rows):  # flat colours survive resize/crop (JPEG/TIFF/PNG within +-3)
         assert np.abs(out.images[k].astype(int) - np.array(colours[i])).max() <= 3
     message = bn.missing_images_message(frame, tmp_path)
-    assert message.startswith("2 of 7 BenthicNet images are missing") and "Chesterfield/CI_01/CI_01_H00001.png" in message
+    assert (
+        message.startswith("2 of 7 BenthicNet images are missing") and "Chesterfield/CI_01/CI_01_H00001.png" in message
+    )
     assert frame.loc[3, "url"] in message
 
 

@@ -16,10 +16,10 @@ def _colour(split: str, cls: int, k: int) -> tuple[int, int, int]:
     return (20 * cls + 5, 40 * k + (0 if split == "train" else 120), 200 - 10 * cls)
 
 
-def _tiny_archive(path, per_class={"train": 3, "test": 2}, classes=CIFAR10_NAMES):
+def _tiny_archive(path, per_class=(("train", 3), ("test", 2)), classes=CIFAR10_NAMES):
     """A tar.gz laid out like the shipped one, with flat-colour JPEGs (decode to the colour +-2)."""
     with tarfile.open(path, "w:gz") as tar:
-        for split, n in per_class.items():
+        for split, n in per_class:
             for cls in classes:
                 for k in range(n):
                     buf = io.BytesIO()
@@ -57,7 +57,11 @@ def test_tiny_archive_decodes_in_class_order_with_pixels(tmp_path, cache):
 def test_png_members_decode_through_pil(tmp_path, cache):
     archive = tmp_path / "png.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
-        for split, cls, colour in (("train", "dog", (1, 2, 3)), ("train", "cat", (9, 8, 7)), ("test", "cat", (5, 5, 5))):
+        for split, cls, colour in (
+            ("train", "dog", (1, 2, 3)),
+            ("train", "cat", (9, 8, 7)),
+            ("test", "cat", (5, 5, 5)),
+        ):
             buf = io.BytesIO()
             Image.new("RGB", (32, 32), colour).save(buf, format="PNG")
             info = tarfile.TarInfo(f"{split}/{cls}/0000.png")
@@ -77,7 +81,7 @@ def test_cache_is_reused_and_keyed_by_archive_content(tmp_path, cache, monkeypat
     np.testing.assert_array_equal(first[0], again[0])
     monkeypatch.undo()
     monkeypatch.setenv("BENTHIC_CACHE", str(cache))
-    _tiny_archive(archive, per_class={"train": 1, "test": 1})  # changed content -> new decode
+    _tiny_archive(archive, per_class=(("train", 1), ("test", 1)))  # changed content -> new decode
     x, _ = load_cifar_archive(archive, "train")
     assert len(x) == 10 and len(list(cache.glob("cifar10-*"))) == 2
 
@@ -146,8 +150,9 @@ def _write_python_batches(folder, n_per_file, fine=False):
     return expected
 
 
-@pytest.mark.parametrize("name,folder,fine", [("cifar10", "cifar-10-batches-py", False),
-                                             ("cifar100", "cifar-100-python", True)])
+@pytest.mark.parametrize(
+    "name,folder,fine", [("cifar10", "cifar-10-batches-py", False), ("cifar100", "cifar-100-python", True)]
+)
 def test_torchvision_format_is_read_as_nhwc_uint8(tmp_path, monkeypatch, name, folder, fine):
     import torchvision
 

@@ -25,9 +25,17 @@ def test_loader_counts_and_types(coral):
     assert "20230412_0008_1" not in coral.tile_ids  # shipped tile without a row in annotations.csv
 
 
-@pytest.mark.parametrize("tile,ids", [("20230412_0001_1", [2]), ("20230412_0001_2", [1, 2]),
-                                      ("20230412_0029_4", [1, 3, 5]), ("AOM_0032_00_20230929_0001_1", [1, 3]),
-                                      ("ALK_0030_11_20230927_0001_1", [4]), ("HWB_0029_12_20230926_0001_1", [0])])
+@pytest.mark.parametrize(
+    "tile,ids",
+    [
+        ("20230412_0001_1", [2]),
+        ("20230412_0001_2", [1, 2]),
+        ("20230412_0029_4", [1, 3, 5]),
+        ("AOM_0032_00_20230929_0001_1", [1, 3]),
+        ("ALK_0030_11_20230927_0001_1", [4]),
+        ("HWB_0029_12_20230926_0001_1", [0]),
+    ],
+)
 def test_multi_hot_matches_annotations(coral, tile, ids):
     expected = np.zeros(9, dtype=np.float32)
     expected[ids] = 1

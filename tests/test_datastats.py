@@ -5,27 +5,36 @@ import pandas as pd
 import pytest
 
 from benthic.data import stats as datastats
-from benthic.hierarchy.catami import load_hierarchies
-from benthic.data.synthetic import synthetic_catalogue
 from benthic.data.subsample import spatial_subsample
+from benthic.data.synthetic import synthetic_catalogue
+from benthic.hierarchy.catami import load_hierarchies
 
 
 @pytest.fixture
 def hand():
     """Two sources, three datasets, four sites, six images; image i1 has two annotation rows."""
-    return pd.DataFrame({
-        "source": ["A", "A", "A", "A", "B", "B", "B"],
-        "dataset": ["d1", "d1", "d1", "d2", "d3", "d3", "d3"],
-        "site": ["s1", "s1", "s2", "s1", "s1", "s1", "s2"],
-        "image": ["i1", "i1", "i2", "i3", "i4", "i5", "i6"],
-        "latitude": [10.0, 10.0, 11.0, -5.0, 40.0, 42.0, np.nan],
-        "longitude": [1.0, 1.0, 2.0, 3.0, -60.0, -62.0, np.nan],
-        "gebco_bathymetry": [-10.0, -10.0, -20.0, -300.0, -5.0, -15.0, np.nan],
-        "catami_substrate": ["Substrate", "Substrate > Unconsolidated (soft) > Sand / mud (<2mm)", None,
-                             "Substrate > Consolidated (hard)", None, None, None],
-        "catami_biota": [None, None, "Biota > Sponges", None, "Biota > Sponges > Massive forms", None, None],
-        "catami_relief": [None, None, None, None, None, "High > Wall", None],
-    })
+    return pd.DataFrame(
+        {
+            "source": ["A", "A", "A", "A", "B", "B", "B"],
+            "dataset": ["d1", "d1", "d1", "d2", "d3", "d3", "d3"],
+            "site": ["s1", "s1", "s2", "s1", "s1", "s1", "s2"],
+            "image": ["i1", "i1", "i2", "i3", "i4", "i5", "i6"],
+            "latitude": [10.0, 10.0, 11.0, -5.0, 40.0, 42.0, np.nan],
+            "longitude": [1.0, 1.0, 2.0, 3.0, -60.0, -62.0, np.nan],
+            "gebco_bathymetry": [-10.0, -10.0, -20.0, -300.0, -5.0, -15.0, np.nan],
+            "catami_substrate": [
+                "Substrate",
+                "Substrate > Unconsolidated (soft) > Sand / mud (<2mm)",
+                None,
+                "Substrate > Consolidated (hard)",
+                None,
+                None,
+                None,
+            ],
+            "catami_biota": [None, None, "Biota > Sponges", None, "Biota > Sponges > Massive forms", None, None],
+            "catami_relief": [None, None, None, None, None, "High > Wall", None],
+        }
+    )
 
 
 def test_images_per_level_equals_groupby(hand):
@@ -35,7 +44,9 @@ def test_images_per_level_equals_groupby(hand):
     ds = datastats.images_per(hand, "dataset").set_index("dataset")["n_images"]
     assert ds.to_dict() == uniq.groupby("dataset").size().to_dict() == {"d1": 2, "d2": 1, "d3": 3}
     site = datastats.images_per(hand, "site")
-    assert site.set_index(["dataset", "site"])["n_images"].to_dict() == uniq.groupby(["dataset", "site"]).size().to_dict()
+    assert (
+        site.set_index(["dataset", "site"])["n_images"].to_dict() == uniq.groupby(["dataset", "site"]).size().to_dict()
+    )
     assert site["n_images"].is_monotonic_decreasing
     with pytest.raises(ValueError):
         datastats.images_per(hand, "region")
@@ -65,8 +76,14 @@ def test_depth_and_site_table(hand):
 def test_annotation_levels_by_hand(hand):
     t = datastats.annotation_levels(hand, load_hierarchies())
     got = {(r.head, r.level): r.n_annotations for r in t.itertuples()}
-    assert got == {("biota", 2): 1, ("biota", 3): 1, ("substrate", 1): 1, ("substrate", 2): 1,
-                   ("substrate", 3): 1, ("relief", 2): 1}
+    assert got == {
+        ("biota", 2): 1,
+        ("biota", 3): 1,
+        ("substrate", 1): 1,
+        ("substrate", 2): 1,
+        ("substrate", 3): 1,
+        ("relief", 2): 1,
+    }
     bad = hand.assign(catami_relief=[None, None, None, None, None, "Very high", None])
     with pytest.raises(ValueError, match="Very high"):
         datastats.annotation_levels(bad, load_hierarchies())
@@ -95,7 +112,9 @@ def test_reef_catalogue_positions_and_labels():
     assert reef["image"].nunique() > 900
     located = reef.dropna(subset=["latitude"])
     assert located["latitude"].between(9.9, 10.2).all() and located["longitude"].between(99.7, 99.9).all()
-    assert set(reef["catami_substrate"].dropna()) <= {"Substrate > Unconsolidated (soft) > Pebble / gravel > Biologenic > Coral rubble"}
+    assert set(reef["catami_substrate"].dropna()) <= {
+        "Substrate > Unconsolidated (soft) > Pebble / gravel > Biologenic > Coral rubble"
+    }
     assert (datastats.annotation_levels(reef)["n_annotations"] > 0).all()
 
 

@@ -12,13 +12,13 @@ from dataclasses import replace
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from helpers import nan_after
 
+from benthic import ssl
 from benthic.models.augment import ViewAugmenter, view_config
 from benthic.models.backbones import small_cnn
-from benthic import ssl
 from benthic.ssl import METHODS
 from benthic.ssl.base import convert_batchnorm
-from helpers import nan_after
 
 CHECKED = ("simclr", "barlow", "mocov2")
 BATCH = 16
@@ -96,8 +96,9 @@ def _nan_worker(rank, world, port, runs, out):
         METHODS["simclr"] = replace(spec, cls=nan_after(spec.cls, 6))
     g = torch.Generator().manual_seed(0)
     images = (torch.rand(256, 8, 8, 3, generator=g) * 255).to(torch.uint8).numpy()
-    cfg = ssl.get_config("smoke", "simclr", epochs=3, milestones=(0, 1, 2, 3), batch_size=64, image_size=8,
-                         progress=False, device="cpu")
+    cfg = ssl.get_config(
+        "smoke", "simclr", epochs=3, milestones=(0, 1, 2, 3), batch_size=64, image_size=8, progress=False, device="cpu"
+    )
     try:
         ssl.train_milestones(cfg, images=images)
         result = {"raised": None, "message": ""}

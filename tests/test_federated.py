@@ -7,14 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from benthic.transfer import federated as fd
-from benthic.transfer.hml_probe import stack_targets, subset_targets
 from benthic.hierarchy import translate
 from benthic.hierarchy.catami import Hierarchy
+from benthic.transfer import federated as fd
+from benthic.transfer.hml_probe import stack_targets, subset_targets
 
-PATHS = {"biota": [("Biota", "Sponges"), ("Biota", "Corals", "Hard"), ("Biota", "Corals", "Soft")],
-         "substrate": [("Substrate", "Rock"), ("Substrate", "Sand")],
-         "relief": [("Relief", "Flat"), ("Relief", "High")], "bedforms": [("Bedforms", "None"), ("Bedforms", "Ripples")]}
+PATHS = {
+    "biota": [("Biota", "Sponges"), ("Biota", "Corals", "Hard"), ("Biota", "Corals", "Soft")],
+    "substrate": [("Substrate", "Rock"), ("Substrate", "Sand")],
+    "relief": [("Relief", "Flat"), ("Relief", "High")],
+    "bedforms": [("Bedforms", "None"), ("Bedforms", "Ripples")],
+}
 
 
 def _data(n=80, dim=6, seed=0):
@@ -73,8 +76,17 @@ def test_parties_keep_their_own_labels():
     assert not parties[1].m[:, deep].any() and parties[0].m[:, deep].any()
 
 
-NAMES = ["Background", "Healthy coral", "Compromised coral", "Dead coral", "Rubble", "Competition", "Disease",
-         "Predation", "Physical issues"]
+NAMES = [
+    "Background",
+    "Healthy coral",
+    "Compromised coral",
+    "Dead coral",
+    "Rubble",
+    "Competition",
+    "Disease",
+    "Predation",
+    "Physical issues",
+]
 
 
 def _condition_targets(present: list[list[str]]):
@@ -89,8 +101,15 @@ def test_condition_tree_groups_keep_their_own_labels():
     present = [list(rng.choice(NAMES, 2, replace=False)) for _ in range(48)]
     targets, tree = _condition_targets(present)
     x = np.arange(48, dtype=np.float32)[:, None]  # the feature is the row index: which tiles each party holds
-    parties = fd.make_parties(x, targets, tree, np.arange(48) // 3, seed=0, heads=list(tree),
-                              groups=translate.default_groups(tuple(tree), shallow_depth=1))
+    parties = fd.make_parties(
+        x,
+        targets,
+        tree,
+        np.arange(48) // 3,
+        seed=0,
+        heads=list(tree),
+        groups=translate.default_groups(tuple(tree), shallow_depth=1),
+    )
     assert [p.name for p in parties] == ["full", "shallow", "condition only", "stressor only"]
     assert sorted(np.concatenate([p.x[:, 0] for p in parties])) == list(range(48))
     y, m = stack_targets(targets, list(tree))
@@ -107,8 +126,12 @@ def test_condition_tree_groups_keep_their_own_labels():
     table = fd.groups_table(parties, tree)
     assert table["tiles labelling condition"].tolist() == [len(full.x), len(shallow.x), len(cond_only.x), 0]
     assert table["tiles labelling stressor"].tolist() == [len(full.x), len(shallow.x), 0, len(stress_only.x)]
-    assert table["known (tile, node) labels"].tolist() == [9 * len(full.x), 2 * len(shallow.x), 4 * len(cond_only.x),
-                                                            5 * len(stress_only.x)]
+    assert table["known (tile, node) labels"].tolist() == [
+        9 * len(full.x),
+        2 * len(shallow.x),
+        4 * len(cond_only.x),
+        5 * len(stress_only.x),
+    ]
 
 
 def test_prior_head_scores_the_training_positive_rates():
@@ -120,7 +143,10 @@ def test_prior_head_scores_the_training_positive_rates():
     y, m = stack_targets(targets, list(tree))
     cfg = fd.get_config("smoke", hidden=8)
     rng = np.random.default_rng(0)
-    parties = [fd.Party("a", rng.normal(size=(6, 3)), y[:6], m[:6]), fd.Party("b", rng.normal(size=(4, 3)), y[6:10], m[6:10])]
+    parties = [
+        fd.Party("a", rng.normal(size=(6, 3)), y[:6], m[:6]),
+        fd.Party("b", rng.normal(size=(4, 3)), y[6:10], m[6:10]),
+    ]
     head = fd.prior_head(parties, tree, cfg)
     s = fd.scores(head, rng.normal(size=(5, 3)) * 10, subset_targets(targets, np.arange(10, 15)), tree)
     # the prior calls coral and healthy coral present on every tile, everything else absent
@@ -170,8 +196,18 @@ def test_aggregation_follows_client_order_not_arrival_order():
     from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
 
     values = {0: 1e8, 1: 1.0, 2: -1e8}
-    arrivals = [(None, FitRes(Status(Code.OK, ""), ndarrays_to_parameters([np.array([values[c]], np.float32)]), 1,
-                              {"cid": c, "train_loss": 0.0})) for c in (0, 2, 1)]
+    arrivals = [
+        (
+            None,
+            FitRes(
+                Status(Code.OK, ""),
+                ndarrays_to_parameters([np.array([values[c]], np.float32)]),
+                1,
+                {"cid": c, "train_loss": 0.0},
+            ),
+        )
+        for c in (0, 2, 1)
+    ]
     cfg = fd.get_config("smoke")
     for name in ("FedAvg", "FedProx"):
         record = []

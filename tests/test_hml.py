@@ -135,10 +135,14 @@ def test_head_metrics_depth_reached_hand_case():
     # labels: A > C (depth 2); A only (children unknown); D; unlabelled
     target = np.array([[1, 0, 1, 0], [1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 0, 0]])
     mask = np.array([[1, 1, 1, 1], [1, 0, 0, 1], [1, 1, 1, 1], [0, 0, 0, 0]], bool)
-    probs = np.array([[0.9, 0.8, 0.6, 0.1],   # predicts A > B: 1 level right
-                      [0.9, 0.1, 0.7, 0.1],   # predicts A > C: deeper than the label "A" allows to judge
-                      [0.2, 0.1, 0.1, 0.8],   # D: right
-                      [0.9, 0.9, 0.9, 0.9]])  # unlabelled: ignored
+    probs = np.array(
+        [
+            [0.9, 0.8, 0.6, 0.1],  # predicts A > B: 1 level right
+            [0.9, 0.1, 0.7, 0.1],  # predicts A > C: deeper than the label "A" allows to judge
+            [0.2, 0.1, 0.1, 0.8],  # D: right
+            [0.9, 0.9, 0.9, 0.9],
+        ]
+    )  # unlabelled: ignored
     m = hml.head_metrics(probs, target, mask, TOY)
     assert m["n"] == 3 and m["n_paths"] == 3
     assert m["mean_depth_reached"] == pytest.approx((1 + 1 + 1) / 3)

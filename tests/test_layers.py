@@ -77,6 +77,8 @@ def test_imports_only_point_down():
 
 
 def test_the_layer_reader_sees_imports_inside_functions():
-    source = "import os\nfrom benthic.paths import ROOT\n\ndef f():\n    from ..ssl import embed\n    from . import coral\n"
+    source = (
+        "import os\nfrom benthic.paths import ROOT\n\ndef f():\n    from ..ssl import embed\n    from . import coral\n"
+    )
     assert imports_in(source, "benthic.data") == ["benthic.paths", "benthic.ssl", "benthic.data"]
     assert [group(m) for m in imports_in(source, "benthic.data")] == ["leaves", "ssl", "data"]

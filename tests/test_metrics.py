@@ -21,6 +21,7 @@ def blobs(n=300, k=4, d=16, spread=0.3, seed=0):
 
 # --- AMI and silhouette: scikit-learn on the same inputs ---------------------------------------------
 
+
 def test_ami_equals_sklearn_and_defined_on_degenerate_labellings():
     rng = np.random.default_rng(1)
     a, b = rng.integers(0, 5, 200), rng.integers(0, 7, 200)
@@ -52,6 +53,7 @@ def test_silhouette_degenerate_labels_raise():
 
 
 # --- cosine k-means -------------------------------------------------------------------------------
+
 
 def test_kmeans_cosine_is_sklearn_kmeans_on_unit_rows():
     z, _ = blobs(200)
@@ -86,6 +88,7 @@ def test_kmeans_cosine_degenerate_input():
 
 
 # --- entropy of the 3-d histogram -------------------------------------------------------------------
+
 
 def test_entropy_hand_worked():
     # 1-d: std 0.5, bins 0.2 wide from 0: points fall in bins 0, 0, 5, 5 -> two equal bins -> ln 2
@@ -125,6 +128,7 @@ def test_entropy_degenerate_input():
 
 # --- spectral metrics -------------------------------------------------------------------------------
 
+
 def _matrix_with_singular_values(s, n=200, seed=0, centred=True):
     """n x len(s) matrix (columns sum to zero when centred) with exactly the singular values s."""
     rng = np.random.default_rng(seed)
@@ -152,7 +156,8 @@ def test_rankme_on_known_singular_values():
     s2 = np.array([4.0, 2, 1, 1])
     p2 = s2 / 8 + 1e-7
     assert M.rankme(_matrix_with_singular_values(s2, centred=False)) == pytest.approx(
-        math.exp(-(p2 * np.log(p2)).sum()), rel=1e-6)
+        math.exp(-(p2 * np.log(p2)).sum()), rel=1e-6
+    )
     with pytest.raises(ValueError, match="all-zero"):
         M.rankme(np.zeros((10, 4)))
 
@@ -175,6 +180,7 @@ def test_alpha_req_degenerate_input():
 
 
 # --- UMAP -------------------------------------------------------------------------------------------
+
 
 def test_exact_knn_equals_sklearn():
     z, _ = blobs(300, d=8, spread=1.0)
@@ -212,5 +218,10 @@ def test_silhouettes_of_several_labelings_equal_sklearn_one_by_one():
     both = M.silhouettes(z, [y, c], sample_size=None)
     assert both == pytest.approx([silhouette_score(z, y), silhouette_score(z, c)], rel=1e-7)
     sampled = M.silhouettes(z, [y, c], sample_size=100, seed=2)
-    assert sampled == pytest.approx([silhouette_score(z, y, sample_size=100, random_state=2),
-                                     silhouette_score(z, c, sample_size=100, random_state=2)], rel=1e-7)
+    assert sampled == pytest.approx(
+        [
+            silhouette_score(z, y, sample_size=100, random_state=2),
+            silhouette_score(z, c, sample_size=100, random_state=2),
+        ],
+        rel=1e-7,
+    )

@@ -9,10 +9,9 @@ from scipy import stats
 from sklearn.metrics import silhouette_score
 from torch import nn
 
+from benthic import metrics as M
 from benthic.monitoring import collapse, hook, milestones, tables
 from benthic.monitoring.config import LABEL_FREE, MonitorConfig
-from benthic import metrics as M
-
 from benthic.monitoring.paper_tables import paper_long, pearson_p
 
 FAST = MonitorConfig(n_neighbors=15)
@@ -28,8 +27,17 @@ def blobs(n=240, k=4, d=32, spread=0.3, seed=0):
 def test_evaluate_milestone_on_clustered_embeddings():
     z, y = blobs()
     z_train, y_train = z[::2], y[::2]
-    row = milestones.evaluate_milestone(z[1::2], labels=y[1::2], n_classes=4, lp=True, knn=True,
-                                 train_images=z_train, train_labels=y_train, config=FAST, return_arrays=True)
+    row = milestones.evaluate_milestone(
+        z[1::2],
+        labels=y[1::2],
+        n_classes=4,
+        lp=True,
+        knn=True,
+        train_images=z_train,
+        train_labels=y_train,
+        config=FAST,
+        return_arrays=True,
+    )
     zs, ys = z[1::2], y[1::2]
     assert row["notes"] == "" and row["n"] == 120 and (row["k1"], row["k2"]) == (4, 8)
     assert row["ami_c1_gt"] > 0.95 and row["lp_acc"] == 1.0 and row["knn_acc"] == 1.0
@@ -44,8 +52,10 @@ def test_evaluate_milestone_on_clustered_embeddings():
 
 
 def test_label_based_metrics_rise_as_clusters_form():
-    rows = [milestones.evaluate_milestone(blobs(spread=s)[0], labels=blobs(spread=s)[1], config=FAST)
-            for s in (20.0, 5.0, 0.3)]
+    rows = [
+        milestones.evaluate_milestone(blobs(spread=s)[0], labels=blobs(spread=s)[1], config=FAST)
+        for s in (20.0, 5.0, 0.3)
+    ]
     ami = [r["ami_c1_gt"] for r in rows]
     sgt = [r["s_gt"] for r in rows]
     assert ami[0] < ami[1] <= ami[2] and ami[2] > 0.95 and sgt[0] < sgt[1] < sgt[2]
@@ -82,9 +92,18 @@ def _run_table(seed=0, n=12):
     rng = np.random.default_rng(seed)
     epochs = np.arange(n) * 20
     lp = 0.1 + 0.8 * (1 - np.exp(-epochs / 60))
-    return pd.DataFrame({"method": "simclr", "dataset": "cifar10", "epoch": epochs, "lp_acc": lp,
-                         "ami_c1_gt": lp + 0.01 * rng.normal(size=n), "entropy": -lp + 0.05 * rng.normal(size=n),
-                         "s1": rng.normal(size=n), "rankme": np.full(n, 3.0)})
+    return pd.DataFrame(
+        {
+            "method": "simclr",
+            "dataset": "cifar10",
+            "epoch": epochs,
+            "lp_acc": lp,
+            "ami_c1_gt": lp + 0.01 * rng.normal(size=n),
+            "entropy": -lp + 0.05 * rng.normal(size=n),
+            "s1": rng.normal(size=n),
+            "rankme": np.full(n, 3.0),
+        }
+    )
 
 
 def test_pearson_table_equals_scipy_with_and_without_init():
@@ -105,12 +124,21 @@ def test_pearson_table_equals_scipy_with_and_without_init():
     assert wide[wide.metric == "RankMe"].iloc[0]["simclr cifar10 w/ init"] == "n/a"
     s1 = table[(table.metric == "s1") & (table.init == "w/ init")].iloc[0]
     assert wide[wide.metric == "S1"].iloc[0]["simclr cifar10 w/ init"] == (
-        f"{s1.r:.2f}" if s1.p < 0.05 else f"({s1.r:.2f})")
+        f"{s1.r:.2f}" if s1.p < 0.05 else f"({s1.r:.2f})"
+    )
 
 
 def test_render_pearson_table_colours_cells_like_the_paper():
-    long = pd.DataFrame({"method": "m", "dataset": "d", "init": "w/ init", "metric": ["ami_c1_gt", "entropy", "s1"],
-                         "r": [0.9, -0.8, 0.1], "p": [0.001, 0.01, 0.5]})
+    long = pd.DataFrame(
+        {
+            "method": "m",
+            "dataset": "d",
+            "init": "w/ init",
+            "metric": ["ami_c1_gt", "entropy", "s1"],
+            "r": [0.9, -0.8, 0.1],
+            "p": [0.001, 0.01, 0.5],
+        }
+    )
     fig = tables.render_pearson_table(long)
     colours = {t.get_text(): t.get_color() for t in fig.axes[0].texts}
     assert colours["0.90"] == "black" and colours["-0.80"] == "#c0392b" and colours["0.10"] == "#a0a0a0"
@@ -143,8 +171,13 @@ def test_outlier_milestones_and_collapse_summary():
     assert tables.outlier_milestones(df).epoch.tolist() == [20]
     s_full = np.ones(8)
     s_coll = np.array([1.0, 0.5] + [1e-6] * 6)
-    spectra = pd.DataFrame([{"method": "x", "dataset": "d", "epoch": e, "rank": k + 1, "singular_value": s[k]}
-                            for e, s in ((0, s_full), (100, s_coll)) for k in range(8)])
+    spectra = pd.DataFrame(
+        [
+            {"method": "x", "dataset": "d", "epoch": e, "rank": k + 1, "singular_value": s[k]}
+            for e, s in ((0, s_full), (100, s_coll))
+            for k in range(8)
+        ]
+    )
     summary = collapse.collapse_summary(spectra).iloc[0]
     assert (summary.dims_above_first, summary.dims_above_last) == (8, 2)
     assert summary.eff_rank_first == pytest.approx(8, rel=1e-4) and summary.eff_rank_last < 2.1
@@ -190,11 +223,13 @@ def test_train_with_monitor_and_evaluate_run(tmp_path):
     replay = hook.MilestoneMonitor(images[:64], n_classes=4, config=FAST, device="cpu")
     assert hook.train_with_monitor(config, replay, images=images) == paths  # finished run: replays each milestone
     pd.testing.assert_frame_equal(replay.table.drop(columns="seconds"), monitor.table.drop(columns="seconds"))
-    table, spectra = milestones.evaluate_run(paths, images[:64], labels[:64], meta={"method": "simclr"},
-                                      cache_dir=tmp_path, config=FAST, device="cpu")
+    table, spectra = milestones.evaluate_run(
+        paths, images[:64], labels[:64], meta={"method": "simclr"}, cache_dir=tmp_path, config=FAST, device="cpu"
+    )
     assert table.epoch.tolist() == [0, 1, 2] and (table.method == "simclr").all()
     np.testing.assert_allclose(table.rankme, monitor.table.rankme, rtol=1e-5)
     assert set(spectra.epoch) == {0, 1, 2} and spectra["rank"].max() <= 64
-    again, _ = milestones.evaluate_run(paths, images[:64], labels[:64], meta={"method": "simclr"}, cache_dir=tmp_path,
-                                config=FAST, device="cpu")
+    again, _ = milestones.evaluate_run(
+        paths, images[:64], labels[:64], meta={"method": "simclr"}, cache_dir=tmp_path, config=FAST, device="cpu"
+    )
     pd.testing.assert_frame_equal(table.drop(columns="seconds"), again.drop(columns="seconds"))

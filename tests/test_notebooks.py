@@ -1,6 +1,5 @@
 """Execute every numbered notebook at the smoke scale with papermill, so CI catches a broken notebook."""
 
-
 import pytest
 
 from benthic.cli import notebooks

@@ -17,8 +17,17 @@ from benthic.ssl.evaluate import KNN
 from benthic.transfer import config as transfer_config
 from benthic.transfer import crossval, federated
 
-REGISTRIES = [PRESETS, SSL_RUNS, IMAGENET_RUNS, SPREAD, KNN, STATS, transfer_config.PRESETS, crossval.PRESETS,
-              federated.PRESETS]
+REGISTRIES = [
+    PRESETS,
+    SSL_RUNS,
+    IMAGENET_RUNS,
+    SPREAD,
+    KNN,
+    STATS,
+    transfer_config.PRESETS,
+    crossval.PRESETS,
+    federated.PRESETS,
+]
 
 
 @dataclass(frozen=True)

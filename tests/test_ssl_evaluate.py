@@ -13,8 +13,15 @@ from benthic.ssl.evaluate import load_results, paper_results_path, plot_knn, plo
 
 
 def test_save_results_strict_json_with_provenance(tmp_path):
-    table = pd.DataFrame({"method": ["simclr", "simclr"], "epoch": [0, 1], "ssl_loss": [np.nan, 5.5],
-                          "knn_top1": [0.3, 0.35], "milestone": ["a.pt", "b.pt"]})
+    table = pd.DataFrame(
+        {
+            "method": ["simclr", "simclr"],
+            "epoch": [0, 1],
+            "ssl_loss": [np.nan, 5.5],
+            "knn_top1": [0.3, 0.35],
+            "milestone": ["a.pt", "b.pt"],
+        }
+    )
     cfg = ssl.get_config("quick", "simclr")
     path = save_results(table, {"simclr": cfg}, tmp_path / "r.json", command="./run_all.sh --only 01")
     text = path.read_text()
@@ -28,21 +35,36 @@ def test_save_results_strict_json_with_provenance(tmp_path):
 
 def small_run():
     """A two-method table and history shaped like knn_milestones / loss_history output."""
-    table = pd.DataFrame({"method": ["simclr"] * 2 + ["simsiam"] * 2, "dataset": "cifar10",
-                          "backbone": "resnet18_cifar", "epoch": [0, 20] * 2, "ssl_loss": [np.nan, 5.25, np.nan, -0.8],
-                          "knn_top1": [0.31, 0.62, 0.3, 0.7],
-                          "milestone": ["a.pt", "b.pt", "c.pt", "d.pt"]})
-    history = pd.DataFrame({"method": ["simclr"] * 2 + ["simsiam"] * 2, "epoch": [1, 2] * 2,
-                            "loss": [6.0, 5.5, -0.1, -0.3], "seconds": [10.0, 9.5, 8.0, 8.5],
-                            "views_per_s": [1e4, 1.1e4, 1.2e4, 1.3e4], "lr_last_batch": [0.1, 0.2, 0.01, 0.02]})
+    table = pd.DataFrame(
+        {
+            "method": ["simclr"] * 2 + ["simsiam"] * 2,
+            "dataset": "cifar10",
+            "backbone": "resnet18_cifar",
+            "epoch": [0, 20] * 2,
+            "ssl_loss": [np.nan, 5.25, np.nan, -0.8],
+            "knn_top1": [0.31, 0.62, 0.3, 0.7],
+            "milestone": ["a.pt", "b.pt", "c.pt", "d.pt"],
+        }
+    )
+    history = pd.DataFrame(
+        {
+            "method": ["simclr"] * 2 + ["simsiam"] * 2,
+            "epoch": [1, 2] * 2,
+            "loss": [6.0, 5.5, -0.1, -0.3],
+            "seconds": [10.0, 9.5, 8.0, 8.5],
+            "views_per_s": [1e4, 1.1e4, 1.2e4, 1.3e4],
+            "lr_last_batch": [0.1, 0.2, 0.01, 0.02],
+        }
+    )
     configs = {m: ssl.get_config("paper", m) for m in ("simclr", "simsiam")}
     return table, history, configs
 
 
 def test_results_round_trip_with_history_and_provenance(tmp_path):
     table, history, configs = small_run()
-    path = save_results(table, configs, tmp_path / "paper_cifar10.json", command="./run_all.sh --scale paper --only 01",
-                        history=history)
+    path = save_results(
+        table, configs, tmp_path / "paper_cifar10.json", command="./run_all.sh --scale paper --only 01", history=history
+    )
     got = load_results(path)
     pd.testing.assert_frame_equal(got.milestones, table.drop(columns="milestone"), check_dtype=False)
     pd.testing.assert_frame_equal(got.history, history, check_dtype=False)
@@ -65,7 +87,8 @@ def test_results_without_history_still_render(tmp_path):
     committed = load_results(RESULTS_DIR / "ssl" / "quick_cifar10_cpu.json")  # the file written before histories
     assert set(committed.milestones.method) == set(committed.configs)
     assert committed.milestones.groupby("method").epoch.apply(list).to_dict() == {
-        m: list(c.milestone_epochs()) for m, c in committed.configs.items()}
+        m: list(c.milestone_epochs()) for m, c in committed.configs.items()
+    }
     with pytest.raises(FileNotFoundError, match="save_results"):
         load_results(tmp_path / "missing.json")
 
@@ -95,9 +118,13 @@ def test_notebook_01_at_paper_scale_renders_a_results_file_without_training(monk
     monkeypatch.setenv("BENTHIC_RUNS", str(tmp_path / "runs"))
     table, history, configs = small_run()
     path = save_results(table, configs, tmp_path / "paper_cifar10.json", command="train-on-gpu", history=history)
-    executed = notebooks.execute(notebooks.numbered_notebooks(["01"])[0], tmp_path / "executed",
-                                 {"scale": "paper", "methods": "simclr,simsiam", "results_file": str(path)},
-                                 kernel="python3", progress=False)
+    executed = notebooks.execute(
+        notebooks.numbered_notebooks(["01"])[0],
+        tmp_path / "executed",
+        {"scale": "paper", "methods": "simclr,simsiam", "results_file": str(path)},
+        kernel="python3",
+        progress=False,
+    )
     assert not (tmp_path / "runs" / "paper" / "ssl").exists()  # nothing trained
     out = tmp_path / "figures" / "paper"
     rendered = pd.read_csv(out / "01_ssl_milestones_cifar10.csv")

@@ -167,7 +167,9 @@ def test_barlow_loss_by_hand():
     n1 = (z1 - z1.mean(0)) / torch.sqrt(z1.var(0, unbiased=False) + 1e-5)
     n2 = (z2 - z2.mean(0)) / torch.sqrt(z2.var(0, unbiased=False) + 1e-5)
     c = n1.t() @ n2 / 6
-    expected = sum((1 - c[i, i]) ** 2 for i in range(4)) + 5e-3 * sum(c[i, j] ** 2 for i in range(4) for j in range(4) if i != j)
+    expected = sum((1 - c[i, i]) ** 2 for i in range(4)) + 5e-3 * sum(
+        c[i, j] ** 2 for i in range(4) for j in range(4) if i != j
+    )
     model = BarlowTwins(small_cnn((8, 8, 8, 8)), width=4)
     model.projection = torch.nn.Identity()
     model.backbone = torch.nn.Identity()

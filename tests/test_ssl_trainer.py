@@ -6,11 +6,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from helpers import nan_after
 
 from benthic import ssl
 from benthic.models.augment import prepare
 from benthic.ssl import trainer
-from helpers import nan_after
 
 
 def tiny_images(n=256, size=16, seed=0):

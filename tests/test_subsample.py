@@ -5,8 +5,17 @@ import pandas as pd
 import pytest
 from sklearn.metrics.pairwise import haversine_distances
 
+from benthic.data.subsample import (
+    EARTH_RADIUS_M,
+    SubsampleConfig,
+    Track,
+    haversine_m,
+    spatial_partition,
+    spatial_subsample,
+    subsample_site,
+    thin_track,
+)
 from benthic.data.synthetic import synthetic_catalogue
-from benthic.data.subsample import EARTH_RADIUS_M, SubsampleConfig, haversine_m, spatial_partition, spatial_subsample, subsample_site, thin_track, Track
 
 M_PER_DEG = np.pi * EARTH_RADIUS_M / 180
 
@@ -34,8 +43,9 @@ def result(catalogue):
 def test_haversine_matches_scikit_learn():
     rng = np.random.default_rng(0)
     lat, lon = rng.uniform(-80, 80, 50), rng.uniform(-180, 180, 50)
-    np.testing.assert_allclose(haversine_m(lat[:, None], lon[:, None], lat[None], lon[None]), pairwise_m(lat, lon),
-                               rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(
+        haversine_m(lat[:, None], lon[:, None], lat[None], lon[None]), pairwise_m(lat, lon), rtol=1e-9, atol=1e-6
+    )
 
 
 def test_straight_track_by_hand():
@@ -76,8 +86,12 @@ def test_target_respected_and_distance_is_the_smallest_that_works(catalogue, res
     assert report["n_kept"].sum() == len(kept) and report["n_images"].sum() == len(catalogue)
     assert set(report["distance_m"][report["method"] == "spatial"]) <= {1.25 * 2**k for k in range(20)}
     cfg = SubsampleConfig()
-    for _, row in report[(report["method"] == "spatial") & (report["distance_m"] > cfg.base_distance)].head(4).iterrows():
-        site = catalogue[(catalogue["dataset"] == row["dataset"]) & (catalogue["site"] == row["site"])].sort_values("datetime")
+    for _, row in (
+        report[(report["method"] == "spatial") & (report["distance_m"] > cfg.base_distance)].head(4).iterrows()
+    ):
+        site = catalogue[(catalogue["dataset"] == row["dataset"]) & (catalogue["site"] == row["site"])].sort_values(
+            "datetime"
+        )
         lat, lon = site["latitude"].to_numpy(), site["longitude"].to_numpy()
         smaller = thin_track(Track(lat, lon), row["distance_m"] / cfg.growth)  # no cap: the full count
         assert len(smaller) > row["target"]
@@ -117,23 +131,37 @@ def test_partition_keeps_test_away_from_train_brute_force():
     assert set(part) <= {"train", "test", "excluded"}
     test, train = cat[part == "test"], cat[part == "train"]
     assert len(test) > 0.1 * len(cat) and len(train) > 0.5 * len(cat)
-    d = haversine_distances(np.radians(test[["latitude", "longitude"]].to_numpy()),
-                            np.radians(train[["latitude", "longitude"]].to_numpy())) * EARTH_RADIUS_M
+    d = (
+        haversine_distances(
+            np.radians(test[["latitude", "longitude"]].to_numpy()),
+            np.radians(train[["latitude", "longitude"]].to_numpy()),
+        )
+        * EARTH_RADIUS_M
+    )
     assert d.min() >= 50.0
     # every excluded row was within the buffer of training data
     ex = cat[part == "excluded"]
     if len(ex):
-        de = haversine_distances(np.radians(ex[["latitude", "longitude"]].to_numpy()),
-                                 np.radians(train[["latitude", "longitude"]].to_numpy())) * EARTH_RADIUS_M
+        de = (
+            haversine_distances(
+                np.radians(ex[["latitude", "longitude"]].to_numpy()),
+                np.radians(train[["latitude", "longitude"]].to_numpy()),
+            )
+            * EARTH_RADIUS_M
+        )
         assert (de.min(axis=1) < 50.0).all()
-    np.testing.assert_array_equal(part, spatial_partition(cat, test_fraction=0.25, buffer_m=50.0, block_m=200.0, seed=0))
+    np.testing.assert_array_equal(
+        part, spatial_partition(cat, test_fraction=0.25, buffer_m=50.0, block_m=200.0, seed=0)
+    )
 
 
 def test_track_that_doubles_back_keeps_pairs_apart():
     """Out and back along one line 0.5 m apart: along-track spacing alone would keep overlapping images."""
     out = np.arange(0, 600.0, 1.0)
     lat = np.concatenate([line(out)[0], line(out[::-1])[0]])
-    lon = np.concatenate([np.full(len(out), 20.0), np.full(len(out), 20.0 + 0.5 / (M_PER_DEG * np.cos(np.radians(10))))])
+    lon = np.concatenate(
+        [np.full(len(out), 20.0), np.full(len(out), 20.0 + 0.5 / (M_PER_DEG * np.cos(np.radians(10))))]
+    )
     keep, info = subsample_site(lat, lon)
     d = pairwise_m(lat[keep], lon[keep])
     np.fill_diagonal(d, np.inf)
@@ -152,5 +180,7 @@ def test_real_benthicnet_rows():
     two = report.set_index("site").loc["A_001_margem"]  # same image twice: identical coordinates
     assert two["n_unique_coords"] == 1 and two["n_kept"] == 2
     fk = df[df["site"] == "FK200802_S0380"]
-    d = haversine_m(*fk[["latitude", "longitude"]].to_numpy().T[:, :1], *fk[["latitude", "longitude"]].to_numpy().T[:, 1:])
+    d = haversine_m(
+        *fk[["latitude", "longitude"]].to_numpy().T[:, :1], *fk[["latitude", "longitude"]].to_numpy().T[:, 1:]
+    )
     assert d.item() < 1.25 and report.set_index("site").loc["FK200802_S0380", "n_kept"] == 1

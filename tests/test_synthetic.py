@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benthic.hierarchy import catami
 from benthic.data.synthetic import LABELLED_COLUMNS, SUBSET_COLUMNS, synthetic_catalogue
+from benthic.hierarchy import catami
 from benthic.paths import DATA_DIR
 
 
@@ -22,8 +22,12 @@ def cat():
 
 
 def test_columns_match_the_real_csv_headers():
-    assert SUBSET_COLUMNS == list(pd.read_csv(DATA_DIR / "benthicnet" / "benthicnet_unlabelled_sub_sample.csv", nrows=0).columns)
-    assert LABELLED_COLUMNS == list(pd.read_csv(DATA_DIR / "benthicnet" / "benthicnet_labelled_sample.csv", nrows=0).columns)
+    assert SUBSET_COLUMNS == list(
+        pd.read_csv(DATA_DIR / "benthicnet" / "benthicnet_unlabelled_sub_sample.csv", nrows=0).columns
+    )
+    assert LABELLED_COLUMNS == list(
+        pd.read_csv(DATA_DIR / "benthicnet" / "benthicnet_labelled_sample.csv", nrows=0).columns
+    )
     assert list(synthetic_catalogue(300, seed=0).columns) == SUBSET_COLUMNS
     assert list(synthetic_catalogue(300, seed=0, labelled=True).columns) == LABELLED_COLUMNS
 
@@ -43,7 +47,7 @@ def test_track_geometry(cat):
     lat, lon = cat["latitude"].to_numpy(), cat["longitude"].to_numpy()
     d = haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:])[same]
     moving = d[d > 0]
-    assert np.mean((moving >= 0.99) & (moving <= 5.01)) > 0.99   # 1-5 m steps along tracks
+    assert np.mean((moving >= 0.99) & (moving <= 5.01)) > 0.99  # 1-5 m steps along tracks
     assert (d > 1000).sum() >= 3 and ((d > 500) & (d < 1000)).sum() >= 3  # pseudo-site gaps, sub-site jumps
     assert lat.min() >= -90 and lat.max() <= 90 and lon.min() >= -180 and lon.max() < 180
     assert (cat["gebco_bathymetry"] < 0).all()

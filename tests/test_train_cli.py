@@ -6,17 +6,31 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benthic.monitoring import config
-from benthic.cli import main as cli, train
-from benthic import ssl
 from benthic import metrics as M
-
+from benthic import ssl
+from benthic.cli import main as cli
+from benthic.cli import train
+from benthic.monitoring import config
 
 
 def test_train_cli_with_monitor_logs_each_milestone(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("BENTHIC_RUNS", str(tmp_path))
-    args = ["train", "--method", "simclr", "--scale", "smoke", "--milestones", "0,1", "--epochs", "1",
-            "--device", "cpu", "--no-progress", "--monitor", "120"]
+    args = [
+        "train",
+        "--method",
+        "simclr",
+        "--scale",
+        "smoke",
+        "--milestones",
+        "0,1",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--monitor",
+        "120",
+    ]
     assert cli.main(args) == 0
     out = capsys.readouterr().out
     paths = [line for line in out.splitlines() if line.endswith(".pt")]

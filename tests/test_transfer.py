@@ -7,14 +7,21 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from benthic.transfer import config, core, encoders, hml_model, hml_probe, onehot
-from benthic.hierarchy import catami, hml, translate
 from benthic.data.coral import split_by_photo
+from benthic.hierarchy import catami, hml, translate
 from benthic.paths import DATA_DIR
+from benthic.transfer import config, core, encoders, hml_model, hml_probe, onehot
 
-TINY = config.TransferConfig(image_size=16, fractions=(0.5, 1.0), seeds=(0,), test_fraction=0.3,
-                               probe=core.TrainConfig(60, 1e-2, 1e-5, 64, False),
-                               hml=core.TrainConfig(30, 1e-2, 1e-5, 64, False), hml_hidden=32, hml_dropout=0.0)
+TINY = config.TransferConfig(
+    image_size=16,
+    fractions=(0.5, 1.0),
+    seeds=(0,),
+    test_fraction=0.3,
+    probe=core.TrainConfig(60, 1e-2, 1e-5, 64, False),
+    hml=core.TrainConfig(30, 1e-2, 1e-5, 64, False),
+    hml_hidden=32,
+    hml_dropout=0.0,
+)
 
 
 def _blobs(n=300, d=8, k=3, seed=0, spread=0.3):
@@ -35,8 +42,9 @@ def test_linear_probe_separates_separable_features_like_sklearn():
     # noisy, overlapping classes: our probe is within a few points of scikit-learn's logistic regression
     x, y = _blobs(n=600, spread=3.0, seed=1)
     tr, te = np.arange(400), np.arange(400, 600)
-    ours = onehot.onehot_metrics(y[te], core.predict(onehot.train_onehot(x[tr], y[tr], 3, TINY.probe, 0),
-                                                           x[te]).argmax(1))["accuracy"]
+    ours = onehot.onehot_metrics(
+        y[te], core.predict(onehot.train_onehot(x[tr], y[tr], 3, TINY.probe, 0), x[te]).argmax(1)
+    )["accuracy"]
     ref = LogisticRegression(max_iter=1000).fit(x[tr], y[tr]).score(x[te], y[te])
     assert abs(ours - ref) < 0.06
 
@@ -82,8 +90,15 @@ def test_condition_task_keeps_tiles_with_exactly_one_condition():
 
 
 def test_summarize_gives_mean_and_spread_over_seeds():
-    df = pd.DataFrame({"encoder": ["a"] * 3, "protocol": ["p"] * 3, "fraction": [0.1] * 3,
-                       "accuracy": [0.5, 0.6, 0.7], "macro_f1": [0.1, 0.2, 0.3]})
+    df = pd.DataFrame(
+        {
+            "encoder": ["a"] * 3,
+            "protocol": ["p"] * 3,
+            "fraction": [0.1] * 3,
+            "accuracy": [0.5, 0.6, 0.7],
+            "macro_f1": [0.1, 0.2, 0.3],
+        }
+    )
     s = onehot.seed_summary(df)
     assert s.loc[0, "accuracy_mean"] == pytest.approx(0.6) and s.loc[0, "accuracy_std"] == pytest.approx(0.1)
     assert s.loc[0, "seeds"] == 3
@@ -121,16 +136,26 @@ def test_hml_training_uses_partial_labels(hier):
     kind = rng.integers(0, 2, 200)
     z = (np.eye(2)[kind] * 3 + 0.3 * rng.standard_normal((200, 2))).astype(np.float32)
     names = ["Healthy coral", "Rubble"]
-    table = pd.DataFrame({"source_label": ["1", "4"], "source_name": names, "head": ["biota", "substrate"],
-                          "catami_path": ["[BIOTA] > Biota > Cnidaria > Corals",
-                                          "[SUBSTRATE] > Substrate > Unconsolidated (soft) > Pebble / gravel > "
-                                          "Biologenic > Coral rubble"], "exact": [True, True], "note": ["", ""]})
+    table = pd.DataFrame(
+        {
+            "source_label": ["1", "4"],
+            "source_name": names,
+            "head": ["biota", "substrate"],
+            "catami_path": [
+                "[BIOTA] > Biota > Cnidaria > Corals",
+                "[SUBSTRATE] > Substrate > Unconsolidated (soft) > Pebble / gravel > Biologenic > Coral rubble",
+            ],
+            "exact": [True, True],
+            "note": ["", ""],
+        }
+    )
     targets = translate.translate_multi_hot(np.eye(2)[kind], names, table, hier)
     model = hml_probe.train_hml(z[:150], hml_probe.subset_targets(targets, np.arange(150)), hier, TINY, seed=0)
     probs = hml_probe.hml_probabilities(model, z[150:])
     te = np.arange(150, 200)
-    res = hml.evaluate(probs, {h: t[te] for h, (t, _) in targets.items()}, {h: m[te] for h, (_, m) in targets.items()},
-                       hier).set_index("head")
+    res = hml.evaluate(
+        probs, {h: t[te] for h, (t, _) in targets.items()}, {h: m[te] for h, (_, m) in targets.items()}, hier
+    ).set_index("head")
     assert set(res.index) == {"biota", "substrate"}
     assert res.loc["biota", "subset_accuracy"] == 1.0 and res.loc["substrate", "subset_accuracy"] == 1.0
     assert res.loc["substrate", "mean_depth_reached"] == pytest.approx(5.0)
@@ -170,9 +195,16 @@ def test_benthicnet_csv_with_stand_in_images_runs_the_same_hml_pipeline(hier, tm
 
 
 def test_findings_name_the_leader_and_compare_the_gap_with_the_spread():
-    s = pd.DataFrame({"encoder": ["ssl", "imagenet", "ssl", "imagenet"], "protocol": ["probe"] * 4,
-                      "fraction": [0.1, 0.1, 1.0, 1.0], "macro_f1_mean": [0.60, 0.50, 0.70, 0.69],
-                      "macro_f1_std": [0.02, 0.03, 0.05, 0.04], "seeds": [3] * 4})
+    s = pd.DataFrame(
+        {
+            "encoder": ["ssl", "imagenet", "ssl", "imagenet"],
+            "protocol": ["probe"] * 4,
+            "fraction": [0.1, 0.1, 1.0, 1.0],
+            "macro_f1_mean": [0.60, 0.50, 0.70, 0.69],
+            "macro_f1_std": [0.02, 0.03, 0.05, 0.04],
+            "seeds": [3] * 4,
+        }
+    )
     low, high = onehot.findings(s)
     assert low.startswith("probe, 10% of labels: ssl leads") and "larger than the seed spread 0.030" in low
     assert "within the seed spread 0.050" in high
@@ -180,10 +212,19 @@ def test_findings_name_the_leader_and_compare_the_gap_with_the_spread():
 
 def test_hml_prior_scores_each_node_by_its_training_rate(hier):
     names = ["Healthy coral", "Rubble"]
-    table = pd.DataFrame({"source_label": ["1", "4"], "source_name": names, "head": ["biota", "substrate"],
-                          "catami_path": ["[BIOTA] > Biota > Cnidaria > Corals",
-                                          "[SUBSTRATE] > Substrate > Unconsolidated (soft) > Pebble / gravel > "
-                                          "Biologenic > Coral rubble"], "exact": [True, True], "note": ["", ""]})
+    table = pd.DataFrame(
+        {
+            "source_label": ["1", "4"],
+            "source_name": names,
+            "head": ["biota", "substrate"],
+            "catami_path": [
+                "[BIOTA] > Biota > Cnidaria > Corals",
+                "[SUBSTRATE] > Substrate > Unconsolidated (soft) > Pebble / gravel > Biologenic > Coral rubble",
+            ],
+            "exact": [True, True],
+            "note": ["", ""],
+        }
+    )
     labels = np.zeros((100, 2))
     labels[:80, 0] = 1  # 80 % coral, 10 % rubble, spread over every photo
     labels[::10, 1] = 1
@@ -207,6 +248,10 @@ def test_reef_encoders_add_torchvision_resnet50_only_when_its_weights_are_cached
     for cached, want in (([], []), (["resnet50"], ["ImageNet (resnet50)"])):
         monkeypatch.setattr(pretrained, "available_imagenet_models", lambda c=cached: ["efficientnet-lite0", *c])
         specs = encoders.reef_encoders(np.zeros((2, 8, 8, 3), np.uint8), cfg, "quick")
-        assert list(specs) == ["random init (small_cnn)", "ImageNet (efficientnet-lite0)", *want,
-                               "in-domain SSL (barlow, small_cnn)"]
+        assert list(specs) == [
+            "random init (small_cnn)",
+            "ImageNet (efficientnet-lite0)",
+            *want,
+            "in-domain SSL (barlow, small_cnn)",
+        ]
         assert all(s["input_size"] == cfg.image_size for k, s in specs.items() if k.startswith("ImageNet"))

@@ -5,8 +5,17 @@ import pytest
 
 from benthic.hierarchy import catami, translate
 
-NAMES = ["Background", "Healthy coral", "Compromised coral", "Dead coral", "Rubble", "Competition",
-         "Disease", "Predation", "Physical issues"]
+NAMES = [
+    "Background",
+    "Healthy coral",
+    "Compromised coral",
+    "Dead coral",
+    "Rubble",
+    "Competition",
+    "Disease",
+    "Predation",
+    "Physical issues",
+]
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +55,8 @@ def test_loader_refuses_a_path_that_is_not_in_the_hierarchy(hier, table, tmp_pat
 def test_multi_hot_translation_knows_only_what_the_source_says(hier, table):
     labels = np.zeros((3, 9))
     labels[0, [1, 4, 5]] = 1  # healthy coral + rubble + competition
-    labels[1, 3] = 1          # dead coral only
-    labels[2, 0] = 1          # background only
+    labels[1, 3] = 1  # dead coral only
+    labels[2, 0] = 1  # background only
     t = translate.translate_multi_hot(labels, NAMES, table, hier)
     b, s = hier["biota"], hier["substrate"]
     corals = b.index[("Biota", "Cnidaria", "Corals")]
@@ -83,8 +92,9 @@ def test_simulated_groups_degrade_labels_as_documented(hier, table):
         assert not m[np.ix_(group == names.index("shallow"), hier[h].depth > 2)].any()
     assert not sim["substrate"][1][group == names.index("biota only")].any()
     assert not sim["biota"][1][group == names.index("substrate only")].any()
-    assert np.array_equal(sim["biota"][1][group == names.index("biota only")],
-                          full["biota"][1][group == names.index("biota only")])
+    assert np.array_equal(
+        sim["biota"][1][group == names.index("biota only")], full["biota"][1][group == names.index("biota only")]
+    )
 
 
 def test_exhaustive_scheme_makes_a_parent_known_absent_when_all_its_children_are():
@@ -92,8 +102,8 @@ def test_exhaustive_scheme_makes_a_parent_known_absent_when_all_its_children_are
     assert {h: len(t) for h, t in tree.items()} == {"condition": 4, "stressor": 5}
     labels = np.zeros((3, 9))
     labels[0, [1, 5]] = 1  # healthy coral + competition
-    labels[1, 0] = 1       # background only: no coral, no stressor
-    labels[2, 4] = 1       # rubble only
+    labels[1, 0] = 1  # background only: no coral, no stressor
+    labels[2, 4] = 1  # rubble only
     plain = translate.translate_multi_hot(labels, NAMES, table, tree)
     closed = translate.translate_multi_hot(labels, NAMES, table, tree, exhaustive=True)
     coral = tree["condition"].index[("Coral",)]
@@ -105,8 +115,9 @@ def test_exhaustive_scheme_makes_a_parent_known_absent_when_all_its_children_are
 
 
 def test_load_scheme_names_the_row_of_a_malformed_path(tmp_path):
-    (tmp_path / "bad.csv").write_text("source_label,source_name,head,catami_path,exact,note\n"
-                                      "1,Healthy coral,condition,Coral > ,true,x\n")
+    (tmp_path / "bad.csv").write_text(
+        "source_label,source_name,head,catami_path,exact,note\n1,Healthy coral,condition,Coral > ,true,x\n"
+    )
     with pytest.raises(ValueError, match="row 2, column 'catami_path'"):
         translate.load_scheme(tmp_path / "bad.csv")
     with pytest.raises(FileNotFoundError, match="README"):

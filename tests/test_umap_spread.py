@@ -5,11 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-
-from benthic.monitoring import milestones
-from benthic.monitoring.config import MonitorConfig
 from benthic import ssl
+from benthic.monitoring import milestones
 from benthic.monitoring import umap_spread as us
+from benthic.monitoring.config import MonitorConfig
 
 FAST = MonitorConfig(n_neighbors=15)
 
@@ -48,16 +47,30 @@ def test_seed_spread_is_deterministic_across_processes_and_cached(monkeypatch, t
         raise AssertionError("recomputed a cached projection")
 
     monkeypatch.setattr(us, "z3_metrics", boom)
-    pd.testing.assert_frame_equal(us.seed_spread(paths, images, 4, (0, 1), FAST, meta={"method": "simclr"},
-                                                 cache_dir=tmp_path, n_jobs=1), one)
+    pd.testing.assert_frame_equal(
+        us.seed_spread(paths, images, 4, (0, 1), FAST, meta={"method": "simclr"}, cache_dir=tmp_path, n_jobs=1), one
+    )
 
 
 def test_spread_summary_by_hand():
     # three milestones, two seeds: entropy (seed0, seed1) = (1.0, 1.2), (2.0, 2.0), (2.1, 2.3)
     ent = {0: (1.0, 1.2), 1: (2.0, 2.0), 2: (2.1, 2.3)}
     out = {0: (0, 0), 1: (1, 0), 2: (2, 3)}
-    df = pd.DataFrame([{"method": "m", "dataset": "d", "epoch": e, "umap_seed": s, "entropy": ent[e][s],
-                        "ami_c1_c2": 0.5, "n_outliers": out[e][s]} for e in ent for s in (0, 1)])
+    df = pd.DataFrame(
+        [
+            {
+                "method": "m",
+                "dataset": "d",
+                "epoch": e,
+                "umap_seed": s,
+                "entropy": ent[e][s],
+                "ami_c1_c2": 0.5,
+                "n_outliers": out[e][s],
+            }
+            for e in ent
+            for s in (0, 1)
+        ]
+    )
     (r,) = us.spread_summary(df).to_dict("records")
     sd = np.std([1.0, 1.2], ddof=1)  # milestones 0 and 2 have this sd, milestone 1 has 0
     assert r["entropy_seed_sd_median"] == pytest.approx(sd)
@@ -65,7 +78,9 @@ def test_spread_summary_by_hand():
     assert r["entropy_step_median"] == pytest.approx(np.median(steps))
     assert r["steps_beyond_2sd"] == pytest.approx(0.5)  # 0.9 > 2 sd = 0.283; 0.2 is not
     assert (r["outliers_every_seed"], r["outliers_some_seed"]) == (1, 2)
-    assert "under every seed at 1 milestone(s) and under some seed only at 1" in us.spread_finding(us.spread_summary(df))
+    assert "under every seed at 1 milestone(s) and under some seed only at 1" in us.spread_finding(
+        us.spread_summary(df)
+    )
     assert len(us.plot_seed_spread(df).axes) == 1
 
 
@@ -75,11 +90,30 @@ def test_seed_mean_pearson_equals_scipy_on_the_averaged_metrics():
     rng = np.random.default_rng(0)
     epochs = [0, 1, 2, 4, 8]
     lp = np.array([0.3, 0.4, 0.5, 0.55, 0.6])
-    table = pd.DataFrame({"method": "m", "dataset": "d", "epoch": epochs, "lp_acc": lp,
-                          "entropy": 5 + lp + rng.normal(0, 0.1, 5), "ami_c1_c2": rng.random(5)})
-    spread = pd.DataFrame([{"method": "m", "dataset": "d", "epoch": e, "umap_seed": s,
-                            "entropy": table.entropy[i] + 0.05 * s, "ami_c1_c2": rng.random()}
-                           for i, e in enumerate(epochs) for s in (0, 1, 2)])
+    table = pd.DataFrame(
+        {
+            "method": "m",
+            "dataset": "d",
+            "epoch": epochs,
+            "lp_acc": lp,
+            "entropy": 5 + lp + rng.normal(0, 0.1, 5),
+            "ami_c1_c2": rng.random(5),
+        }
+    )
+    spread = pd.DataFrame(
+        [
+            {
+                "method": "m",
+                "dataset": "d",
+                "epoch": e,
+                "umap_seed": s,
+                "entropy": table.entropy[i] + 0.05 * s,
+                "ami_c1_c2": rng.random(),
+            }
+            for i, e in enumerate(epochs)
+            for s in (0, 1, 2)
+        ]
+    )
     res = us.seed_mean_pearson(table, spread).set_index(["metric", "init"])
     mean = spread.groupby("epoch")[["entropy", "ami_c1_c2"]].mean().to_numpy()
     for j, metric in enumerate(("entropy", "ami_c1_c2")):
@@ -87,4 +121,6 @@ def test_seed_mean_pearson_equals_scipy_on_the_averaged_metrics():
         assert row.r_one_seed == pytest.approx(stats.pearsonr(table[metric], lp).statistic)
         assert row.r_seed_mean == pytest.approx(stats.pearsonr(mean[:, j], lp).statistic)
         assert row.milestones == 5 and row.umap_seeds == 3
-    assert res.loc[("entropy", "w/o init"), "r_seed_mean"] == pytest.approx(stats.pearsonr(mean[1:, 0], lp[1:]).statistic)
+    assert res.loc[("entropy", "w/o init"), "r_seed_mean"] == pytest.approx(
+        stats.pearsonr(mean[1:, 0], lp[1:]).statistic
+    )

@@ -12,16 +12,16 @@ import hashlib
 import html
 import io
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from benthic.transfer import core, hml_model
 from benthic.hierarchy.describe import describe
 from benthic.io import atomic_path, write_text
+from benthic.transfer import core, hml_model
 
 DEFAULT_SIZE = 224
 Predictor = Callable[[np.ndarray], list[dict[str, tuple[tuple[str, ...], list[float]]]]]
@@ -33,8 +33,11 @@ def list_files(folder: str | os.PathLike) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder {root} does not exist or is not a folder")
-    return sorted(p for p in root.rglob("*") if not any(part.startswith(".") for part in p.relative_to(root).parts)
-                  and (p.is_file() or p.is_symlink()))
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if not any(part.startswith(".") for part in p.relative_to(root).parts) and (p.is_file() or p.is_symlink())
+    )
 
 
 def files_from_csv(csv_path: str | os.PathLike, image_root: str | os.PathLike) -> list[Path]:
@@ -71,14 +74,17 @@ def load_image_stretched(path: Path, size: int) -> tuple[np.ndarray | None, str]
 
 
 # ------------------------------------------------------------------------------------------ the model
-def load_predictor(checkpoint: str | os.PathLike, device: str | None = None,
-                   batch_size: int = 64) -> tuple[Predictor, list[str], int]:
+def load_predictor(
+    checkpoint: str | os.PathLike, device: str | None = None, batch_size: int = 64
+) -> tuple[Predictor, list[str], int]:
     """Load a `benthic-hml/1` checkpoint (weights_only=True) and return (predict(images) -> per image
     {head: (path, per-level probabilities)}, the heads its training data labelled, input size)."""
     from benthic.hierarchy import hml
 
     if not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"checkpoint {checkpoint} not found: train one with benthic.transfer.hml_model.save_hml_model")
+        raise FileNotFoundError(
+            f"checkpoint {checkpoint} not found: train one with benthic.transfer.hml_model.save_hml_model"
+        )
     model, hierarchies, ckpt = hml_model.load_hml_model(checkpoint)
     threshold = float(ckpt.get("threshold", hml.THRESHOLD))
     size = int(getattr(model.encoder, "input_size", None) or DEFAULT_SIZE)
@@ -143,7 +149,9 @@ def read_partial(path: Path, cols: Sequence[str]) -> dict[str, dict[str, str]]:
     complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
     reader = csv.DictReader(io.StringIO(complete))
     if reader.fieldnames is not None and list(reader.fieldnames) != list(cols):
-        raise ValueError(f"{path}: columns {reader.fieldnames} differ from this run's {list(cols)}; delete it to restart")
+        raise ValueError(
+            f"{path}: columns {reader.fieldnames} differ from this run's {list(cols)}; delete it to restart"
+        )
     return {row["file"]: row for row in reader}
 
 
@@ -172,11 +180,19 @@ class _Appender:
 
 
 # ------------------------------------------------------------------------------------------- the run
-def annotate(files: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, out_csv: str | os.PathLike,
-             base: str | os.PathLike | None = None, batch_size: int = 32, device: str | None = None,
-             html_path: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
-             predictor: tuple[Predictor, list[str], int] | None = None,
-             heads: Sequence[str] | None = None) -> pd.DataFrame:
+def annotate(
+    files: Sequence[str | os.PathLike],
+    checkpoint: str | os.PathLike,
+    out_csv: str | os.PathLike,
+    base: str | os.PathLike | None = None,
+    batch_size: int = 32,
+    device: str | None = None,
+    html_path: str | os.PathLike | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    predictor: tuple[Predictor, list[str], int] | None = None,
+    heads: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """Annotate `files` with the checkpoint's model and write `out_csv` atomically (rows in input order,
     names relative to `base`); bad files get status 'skipped' and a reason. Finished rows go to a partial
     file as they complete, and a rerun with the same checkpoint skips them (`resume=False` starts over).
@@ -204,7 +220,7 @@ def annotate(files: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, 
     try:
         bar = tqdm(total=len(names), initial=len(names) - len(todo), desc="annotate", unit="img", disable=not progress)
         for start in range(0, len(todo), batch_size):
-            chunk = todo[start:start + batch_size]
+            chunk = todo[start : start + batch_size]
             loaded = [(n, *load_image_stretched(f, size)) for n, f in chunk]
             good = [(n, a) for n, a, _ in loaded if a is not None]
             preds = predict(np.stack([a for _, a in good])) if good else []
@@ -245,19 +261,28 @@ def write_contact_sheet(table: pd.DataFrame, paths: Mapping[str, Path], html_pat
     for row in ok.itertuples(index=False):
         r = row._asdict()
         heads = [c[:-5] for c in table.columns if c.endswith("_path")]
-        detail = "<br>".join(f"<b>{html.escape(h)}</b>: {html.escape(r[f'{h}_path'] or '-')} "
-                             f"{html.escape(str(r[f'{h}_prob']))}" for h in heads)
-        cards.append(f'<figure><img src="{_thumbnail(paths[r["file"]])}" alt="{html.escape(r["file"])}">'
-                     f'<figcaption><code>{html.escape(r["file"])}</code><br>{html.escape(r["description"])}'
-                     f'<br><small>{detail}</small></figcaption></figure>')
+        detail = "<br>".join(
+            f"<b>{html.escape(h)}</b>: {html.escape(r[f'{h}_path'] or '-')} {html.escape(str(r[f'{h}_prob']))}"
+            for h in heads
+        )
+        cards.append(
+            f'<figure><img src="{_thumbnail(paths[r["file"]])}" alt="{html.escape(r["file"])}">'
+            f"<figcaption><code>{html.escape(r['file'])}</code><br>{html.escape(r['description'])}"
+            f"<br><small>{detail}</small></figcaption></figure>"
+        )
     skipped = table[table["status"] != "ok"]
-    bad = "".join(f"<li><code>{html.escape(f)}</code>: {html.escape(why)}</li>"
-                  for f, why in zip(skipped["file"], skipped["reason"]))
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>benthic annotations</title><style>"
-            "body{font-family:sans-serif}figure{display:inline-block;width:220px;vertical-align:top;margin:6px}"
-            "img{max-width:200px}figcaption{font-size:12px}</style></head><body>"
-            f"<h1>Annotations: {len(ok)} image(s), {len(skipped)} skipped</h1>{''.join(cards)}"
-            + (f"<h2>Skipped files</h2><ul>{bad}</ul>" if len(skipped) else "") + "</body></html>\n")
+    bad = "".join(
+        f"<li><code>{html.escape(f)}</code>: {html.escape(why)}</li>"
+        for f, why in zip(skipped["file"], skipped["reason"])
+    )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>benthic annotations</title><style>"
+        "body{font-family:sans-serif}figure{display:inline-block;width:220px;vertical-align:top;margin:6px}"
+        "img{max-width:200px}figcaption{font-size:12px}</style></head><body>"
+        f"<h1>Annotations: {len(ok)} image(s), {len(skipped)} skipped</h1>{''.join(cards)}"
+        + (f"<h2>Skipped files</h2><ul>{bad}</ul>" if len(skipped) else "")
+        + "</body></html>\n"
+    )
     return write_text(html_path, page)
 
 
@@ -271,8 +296,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--html", default=None, help="also write an HTML contact sheet here")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
-    parser.add_argument("--heads", nargs="+", default=None,
-                        help="only these CATAMI heads (default: every head the checkpoint was trained on), e.g. biota substrate")
+    parser.add_argument(
+        "--heads",
+        nargs="+",
+        default=None,
+        help="only these CATAMI heads (default: every head the checkpoint was trained on), e.g. biota substrate",
+    )
     parser.add_argument("--restart", action="store_true", help="ignore a partial run and start over")
 
 
@@ -289,11 +318,22 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"{source} does not exist: give a folder of images or a BenthicNet CSV")
     if not files:
         raise SystemExit(f"no files to annotate under {source}")
-    table = annotate(files, args.checkpoint, args.out, base=base, batch_size=args.batch_size, device=args.device,
-                     html_path=args.html, resume=not args.restart, heads=args.heads)
+    table = annotate(
+        files,
+        args.checkpoint,
+        args.out,
+        base=base,
+        batch_size=args.batch_size,
+        device=args.device,
+        html_path=args.html,
+        resume=not args.restart,
+        heads=args.heads,
+    )
     skipped = table[table["status"] != "ok"]
-    print(f"annotated {len(table) - len(skipped)} image(s), skipped {len(skipped)}; wrote {args.out}"
-          + (f" and {args.html}" if args.html else ""))
+    print(
+        f"annotated {len(table) - len(skipped)} image(s), skipped {len(skipped)}; wrote {args.out}"
+        + (f" and {args.html}" if args.html else "")
+    )
     for f, why in zip(skipped["file"], skipped["reason"]):
         print(f"  skipped {f}: {why}")
     return 0

@@ -8,10 +8,16 @@ import importlib
 import sys
 
 COMMANDS: list[tuple[str, str, str]] = [
-    ("train", "self-supervised training with milestones (SimCLR, MoCo-v2, SimSiam, BYOL, Barlow Twins)",
-     "benthic.cli.train"),
-    ("annotate", "annotate a folder (or BenthicNet CSV) of images with CATAMI paths and descriptions",
-     "benthic.cli.annotate"),
+    (
+        "train",
+        "self-supervised training with milestones (SimCLR, MoCo-v2, SimSiam, BYOL, Barlow Twins)",
+        "benthic.cli.train",
+    ),
+    (
+        "annotate",
+        "annotate a folder (or BenthicNet CSV) of images with CATAMI paths and descriptions",
+        "benthic.cli.annotate",
+    ),
 ]
 
 

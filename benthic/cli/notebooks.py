@@ -41,16 +41,20 @@ def parse_value(text: str) -> object:
     return text
 
 
-def execute(notebook: Path, out_dir: Path, parameters: dict, kernel: str = KERNEL_NAME,
-            progress: bool = True) -> Path:
+def execute(notebook: Path, out_dir: Path, parameters: dict, kernel: str = KERNEL_NAME, progress: bool = True) -> Path:
     """Run one notebook with papermill into `out_dir`; on failure raise with the failing cell named."""
     import papermill as pm
 
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / notebook.name
     pm.execute_notebook(
-        str(notebook), str(output), parameters=parameters, kernel_name=kernel,
-        cwd=str(NOTEBOOK_DIR), progress_bar=progress, log_output=False,
+        str(notebook),
+        str(output),
+        parameters=parameters,
+        kernel_name=kernel,
+        cwd=str(NOTEBOOK_DIR),
+        progress_bar=progress,
+        log_output=False,
     )
     return output
 
@@ -67,11 +71,22 @@ def describe_failure(exc: BaseException, output: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command line of the runner: `python -m benthic.cli.notebooks --scale quick --only 00,02 -p key value`."""
     parser = argparse.ArgumentParser(description="Regenerate the tables and figures by executing the notebooks.")
-    parser.add_argument("--scale", default="quick", choices=SCALES,
-                        help="smoke (tests), quick (CPU, minutes) or paper (GPU, the papers' settings)")
+    parser.add_argument(
+        "--scale",
+        default="quick",
+        choices=SCALES,
+        help="smoke (tests), quick (CPU, minutes) or paper (GPU, the papers' settings)",
+    )
     parser.add_argument("--only", default="", help="comma-separated notebook numbers or names, e.g. 00,02")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                        help="extra papermill parameter passed to every notebook")
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="extra papermill parameter passed to every notebook",
+    )
     parser.add_argument("--out", default=None, help="folder for executed copies (default executed/<scale>)")
     parser.add_argument("--kernel", default=KERNEL_NAME)
     args = parser.parse_args(argv)
@@ -89,12 +104,19 @@ def main(argv: list[str] | None = None) -> int:
         try:
             execute(book, out_dir, parameters, kernel=args.kernel)
         except Exception as exc:  # papermill raises PapermillExecutionError; anything else is reported too
-            print(f"FAILED {book.name} after {time.perf_counter() - start:.0f} s: "
-                  f"{describe_failure(exc, out_dir / book.name)}", file=sys.stderr, flush=True)
+            print(
+                f"FAILED {book.name} after {time.perf_counter() - start:.0f} s: "
+                f"{describe_failure(exc, out_dir / book.name)}",
+                file=sys.stderr,
+                flush=True,
+            )
             return 1
         print(f"[{i}/{len(books)}] {book.name} done in {time.perf_counter() - start:.0f} s", flush=True)
-    print(f"benthic: all {len(books)} notebook(s) done in {time.perf_counter() - total:.0f} s; "
-          f"figures and tables in figures/{scale}/", flush=True)
+    print(
+        f"benthic: all {len(books)} notebook(s) done in {time.perf_counter() - total:.0f} s; "
+        f"figures and tables in figures/{scale}/",
+        flush=True,
+    )
     return 0
 
 

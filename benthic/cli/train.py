@@ -16,9 +16,13 @@ from benthic.ssl import METHOD_NAMES, PRESETS, get_config, methods_help, train_m
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The training options; unset ones keep the preset of --scale (benthic.ssl.config.PRESETS)."""
     parser.add_argument("--method", required=True, choices=METHOD_NAMES, help=methods_help())
-    parser.add_argument("--scale", default="paper", choices=PRESETS.names(),
-                        help=f"preset to start from: a scale ({', '.join(SCALES)}) or a named preset "
-                             "(default paper: the papers' settings)")
+    parser.add_argument(
+        "--scale",
+        default="paper",
+        choices=PRESETS.names(),
+        help=f"preset to start from: a scale ({', '.join(SCALES)}) or a named preset "
+        "(default paper: the papers' settings)",
+    )
     parser.add_argument("--dataset", help="cifar10 or cifar100")
     parser.add_argument("--backbone", help="resnet18_cifar, resnet50, vit_tiny, vit_b_16, small_cnn")
     parser.add_argument("--epochs", type=int)
@@ -37,26 +41,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the training step (GPU)")
     parser.add_argument("--device", help="cpu, cuda (default: cuda when present)")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--monitor", type=int, metavar="N",
-                        help="at each milestone, print and log the label-free metrics on N random unlabelled test "
-                             "images (monitor.csv beside the milestones)")
-    parser.add_argument("--monitor-k", type=int, metavar="K",
-                        help="k-means k1 of the monitor (default: the dataset's number of classes)")
+    parser.add_argument(
+        "--monitor",
+        type=int,
+        metavar="N",
+        help="at each milestone, print and log the label-free metrics on N random unlabelled test "
+        "images (monitor.csv beside the milestones)",
+    )
+    parser.add_argument(
+        "--monitor-k",
+        type=int,
+        metavar="K",
+        help="k-means k1 of the monitor (default: the dataset's number of classes)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Build the config from the parsed options, train, and print the milestone files."""
-    overrides = {name: getattr(args, name) for name in (
-        "dataset", "backbone", "epochs", "milestone_every", "batch_size", "lr", "weight_decay", "head_width",
-        "image_size", "train_subset", "augment", "seed", "precision", "device") if getattr(args, name) is not None}
+    overrides = {
+        name: getattr(args, name)
+        for name in (
+            "dataset",
+            "backbone",
+            "epochs",
+            "milestone_every",
+            "batch_size",
+            "lr",
+            "weight_decay",
+            "head_width",
+            "image_size",
+            "train_subset",
+            "augment",
+            "seed",
+            "precision",
+            "device",
+        )
+        if getattr(args, name) is not None
+    }
     if args.milestones:
         overrides["milestones"] = tuple(int(m) for m in args.milestones.split(","))
     config = get_config(args.scale, args.method, **overrides)
     if args.milestone_every is not None and not args.milestones:
         config = replace(config, milestones=())
-    config = replace(config, compile=args.compile, progress=not args.no_progress,
-                     channels_last=config.channels_last and not args.no_channels_last)
-    paths = train_milestones(config, on_milestone=_monitor(config, args.monitor, args.monitor_k) if args.monitor else None)
+    config = replace(
+        config,
+        compile=args.compile,
+        progress=not args.no_progress,
+        channels_last=config.channels_last and not args.no_channels_last,
+    )
+    paths = train_milestones(
+        config, on_milestone=_monitor(config, args.monitor, args.monitor_k) if args.monitor else None
+    )
     print(f"{len(paths)} milestone(s) in {paths[-1].parent}")
     for path in paths:
         print(path)
@@ -84,8 +119,12 @@ def _monitor(config, n: int, k: int | None):
     k = k or CIFAR_CLASSES.get(config.dataset)
     if not k:
         raise ValueError(f"give --monitor-k (k-means k1) for dataset {config.dataset!r}")
-    monitor = MilestoneMonitor(monitor_images(config.dataset, n, config.seed), k, device=config.device,
-                               log_path=run_dir(config) / "monitor.csv")
+    monitor = MilestoneMonitor(
+        monitor_images(config.dataset, n, config.seed),
+        k,
+        device=config.device,
+        log_path=run_dir(config) / "monitor.csv",
+    )
     return lambda epoch, encoder: tqdm.write(monitor.summary(monitor(epoch, encoder)))
 
 

@@ -58,8 +58,10 @@ def _read(path: str | os.PathLike, required: tuple[str, ...], schema: str) -> tu
         raise ValueError(f"{path}: the file is empty; expected a header line with {', '.join(required)}") from None
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise ValueError(f"{path}: line 1 (header): missing required column(s) {missing} of the BenthicNet "
-                         f"{schema} schema (found {list(df.columns)})")
+        raise ValueError(
+            f"{path}: line 1 (header): missing required column(s) {missing} of the BenthicNet "
+            f"{schema} schema (found {list(df.columns)})"
+        )
     if df.empty:
         raise ValueError(f"{path}: line 2: the file has a header but no data rows")
     return path, df
@@ -124,9 +126,14 @@ def read_labelled_csv(path: str | os.PathLike, hierarchies: dict[str, Hierarchy]
         for value in df[column].unique():
             if value and value not in hierarchies[head]:
                 bad = (df[column] == value).to_numpy()
-                _fail(path, int(np.flatnonzero(bad)[0]), column,
-                      f"unknown CATAMI path {value!r} for the {head} head (not in the hierarchy from "
-                      f"benthic/hierarchy/tables/benthicnet_probes_catami_paths.csv)", int(bad.sum()))
+                _fail(
+                    path,
+                    int(np.flatnonzero(bad)[0]),
+                    column,
+                    f"unknown CATAMI path {value!r} for the {head} head (not in the hierarchy from "
+                    f"benthic/hierarchy/tables/benthicnet_probes_catami_paths.csv)",
+                    int(bad.sum()),
+                )
     return _finish(path, df)
 
 
@@ -135,8 +142,11 @@ def group_labels(labelled: pd.DataFrame) -> pd.DataFrame:
     its distinct CATAMI paths (empty list: head unlabelled) - the input `Hierarchy.encode` needs."""
     keys = ["dataset", "site", "image"]
     first = labelled.drop_duplicates(keys).set_index(keys)
-    keep = [c for c in ("url", "source", "latitude", "longitude", "datetime", "partition", "gebco_bathymetry")
-            if c in first.columns]
+    keep = [
+        c
+        for c in ("url", "source", "latitude", "longitude", "datetime", "partition", "gebco_bathymetry")
+        if c in first.columns
+    ]
     out = first[keep].copy()
     for head in HEADS:
         column = labelled[f"catami_{head}"].astype(str).str.strip()
@@ -147,8 +157,9 @@ def group_labels(labelled: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def encode_heads(grouped: pd.DataFrame, hierarchies: dict[str, Hierarchy] | None = None
-                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def encode_heads(
+    grouped: pd.DataFrame, hierarchies: dict[str, Hierarchy] | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per head, stacked (targets float32 (N, n_nodes), masks bool (N, n_nodes)) of group_labels' lists."""
     hierarchies = load_hierarchies() if hierarchies is None else hierarchies
     out = {}
@@ -174,6 +185,7 @@ def image_path(root: str | os.PathLike, row: Mapping[str, Any]) -> Path:
 
 def missing_images(frame: pd.DataFrame, root: str | os.PathLike) -> pd.DataFrame:
     """The rows of `frame` whose image file is not under `root` (an unsafe path counts as missing)."""
+
     def absent(row: Mapping[str, Any]) -> bool:
         try:
             return not image_path(root, row).is_file()
@@ -189,9 +201,11 @@ def missing_images_message(frame: pd.DataFrame, root: str | os.PathLike, example
     missing = missing_images(frame, root)
     if missing.empty:
         return f"all {len(frame)} images are present under {root}"
-    lines = [f"{len(missing)} of {len(frame)} BenthicNet images are missing under {root}. Images are not "
-             f"shipped and cannot be fetched without a network: download each row's 'url' and save it as "
-             f"{root}/<dataset>/<site>/<image> (adding the URL's extension when 'image' has none), e.g.:"]
+    lines = [
+        f"{len(missing)} of {len(frame)} BenthicNet images are missing under {root}. Images are not "
+        f"shipped and cannot be fetched without a network: download each row's 'url' and save it as "
+        f"{root}/<dataset>/<site>/<image> (adding the URL's extension when 'image' has none), e.g.:"
+    ]
     for row in missing.head(examples).to_dict("records"):
         lines.append(f"  {row['url']}\n    -> {Path(root) / image_relpath(row)}")
     lines.append(f"(BenthicNet data release with the CSVs and image sources: {BENTHICNET_RELEASE})")
@@ -245,19 +259,34 @@ def collate_skipping(batch: list[tuple[np.ndarray, int] | None]) -> dict[str, An
 
     kept = [b for b in batch if b is not None]
     images = torch.from_numpy(np.stack([b[0] for b in kept])) if kept else torch.empty(0, dtype=torch.uint8)
-    return {"images": images, "index": torch.tensor([b[1] for b in kept], dtype=torch.int64),
-            "n_skipped": len(batch) - len(kept)}
+    return {
+        "images": images,
+        "index": torch.tensor([b[1] for b in kept], dtype=torch.int64),
+        "n_skipped": len(batch) - len(kept),
+    }
 
 
-def make_loader(frame: pd.DataFrame, root: str | os.PathLike, size: int = 224, batch_size: int = 64,
-                num_workers: int = 0, shuffle: bool = False, seed: int = 0) -> Any:
+def make_loader(
+    frame: pd.DataFrame,
+    root: str | os.PathLike,
+    size: int = 224,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> Any:
     """A torch DataLoader over `frame`'s images that skips bad files; sum batches' `n_skipped` for the count."""
     import torch
     from torch.utils.data import DataLoader
 
-    return DataLoader(BenthicNetImages(frame, root, size), batch_size=batch_size, shuffle=shuffle,
-                      num_workers=num_workers, collate_fn=collate_skipping,
-                      generator=torch.Generator().manual_seed(seed))
+    return DataLoader(
+        BenthicNetImages(frame, root, size),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        collate_fn=collate_skipping,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 @dataclass
@@ -279,11 +308,15 @@ def load_images(frame: pd.DataFrame, root: str | os.PathLike, size: int = 224) -
     from tqdm.auto import tqdm
 
     dataset = BenthicNetImages(frame, root, size)
-    items = [dataset[i] for i in tqdm(range(len(dataset)), desc="BenthicNet images", leave=False,
-                                      disable=len(dataset) < 500)]
+    items = [
+        dataset[i] for i in tqdm(range(len(dataset)), desc="BenthicNet images", leave=False, disable=len(dataset) < 500)
+    ]
     kept = [it for it in items if it is not None]
     if dataset.skipped:
-        warnings.warn(f"{len(dataset.skipped)} of {len(dataset)} BenthicNet images skipped (missing or corrupt); "
-                      f"see LoadedImages.skipped", stacklevel=2)
+        warnings.warn(
+            f"{len(dataset.skipped)} of {len(dataset)} BenthicNet images skipped (missing or corrupt); "
+            f"see LoadedImages.skipped",
+            stacklevel=2,
+        )
     images = np.stack([k[0] for k in kept]) if kept else np.empty((0, size, size, 3), dtype=np.uint8)
     return LoadedImages(images, np.array([k[1] for k in kept], dtype=np.int64), dict(dataset.skipped))

@@ -17,8 +17,18 @@ from benthic.paths import DATA_DIR, cache_dir
 
 CIFAR_CLASSES: dict[str, int] = {"cifar10": 10, "cifar100": 100}
 # torchvision's CIFAR-10 label order (the archive's folder names).
-CIFAR10_NAMES: tuple[str, ...] = ("airplane", "automobile", "bird", "cat", "deer",
-                                  "dog", "frog", "horse", "ship", "truck")
+CIFAR10_NAMES: tuple[str, ...] = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 ARCHIVE = DATA_DIR / "cifar10" / "CIFAR-10-images.tar.gz"
 SPLITS = ("train", "test")
 _CHUNK = 5000  # images per batched decode
@@ -28,8 +38,9 @@ _TORCHVISION = {
 }
 
 
-def load_cifar(name: str = "cifar10", split: str = "train",
-               root: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_cifar(
+    name: str = "cifar10", split: str = "train", root: str | Path | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images (N, 32, 32, 3) and int64 labels of one split; cifar10 without `root` comes from the
     shipped archive, otherwise torchvision's python format under `root` (no download)."""
     if name not in CIFAR_CLASSES:
@@ -49,7 +60,8 @@ def load_cifar_archive(archive: str | Path, split: str = "train") -> tuple[np.nd
         raise FileNotFoundError(
             f"CIFAR-10 archive {archive} is missing: it ships with the repository (data/cifar10/); "
             f"restore it with `git checkout -- data/cifar10` or pass root= a folder holding torchvision's "
-            f"cifar-10-batches-py (from {_TORCHVISION['cifar10'][2]})")
+            f"cifar-10-batches-py (from {_TORCHVISION['cifar10'][2]})"
+        )
     folder = cache_dir() / f"cifar10-{_file_hash(archive)[:16]}"
     paths = {s: (folder / f"{s}_images.npy", folder / f"{s}_labels.npy") for s in SPLITS}
     if not all(p.is_file() for pair in paths.values() for p in pair):
@@ -92,8 +104,10 @@ def _decode_archive(archive: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         items.sort(key=lambda t: (t[0], t[1]))
         images = np.empty((len(items), 32, 32, 3), dtype=np.uint8)
         for start in tqdm(range(0, len(items), _CHUNK), desc=f"decoding {archive.name} ({split})", leave=False):
-            chunk = items[start:start + _CHUNK]
-            images[start:start + len(chunk)] = _decode_many([t[2] for t in chunk], [f"{split}/{CIFAR10_NAMES[t[0]]}/{t[1]}" for t in chunk], archive)
+            chunk = items[start : start + _CHUNK]
+            images[start : start + len(chunk)] = _decode_many(
+                [t[2] for t in chunk], [f"{split}/{CIFAR10_NAMES[t[0]]}/{t[1]}" for t in chunk], archive
+            )
         out[split] = (images, np.array([t[0] for t in items], dtype=np.int64))
     return out
 
@@ -114,8 +128,9 @@ def _decode_many(blobs: list[bytes], names: list[str], archive: Path) -> np.ndar
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                decoded = decode_jpeg([torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in blobs],
-                                      mode=ImageReadMode.RGB)
+                decoded = decode_jpeg(
+                    [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in blobs], mode=ImageReadMode.RGB
+                )
             if all(t.shape == (3, 32, 32) for t in decoded):
                 return torch.stack(decoded).permute(0, 2, 3, 1).numpy()
         except RuntimeError:
@@ -146,13 +161,15 @@ def _load_torchvision(name: str, split: str, root: Path) -> tuple[np.ndarray, np
         raise FileNotFoundError(
             f"{name} not found: expected torchvision's python-format folder {root / folder}. "
             f"Download {url} and extract it into {root} (so that {root / folder} exists), "
-            f"or run torchvision.datasets.{cls_name}({str(root)!r}, download=True) where there is a network.")
+            f"or run torchvision.datasets.{cls_name}({str(root)!r}, download=True) where there is a network."
+        )
     try:
         ds = getattr(torchvision.datasets, cls_name)(str(root), train=split == "train", download=False)
     except RuntimeError as err:  # torchvision's "Dataset not found or corrupted" (checksum mismatch)
         raise FileNotFoundError(
             f"{name} under {root / folder} is incomplete or corrupted ({err}); re-download {url} "
-            f"and extract it into {root}") from err
+            f"and extract it into {root}"
+        ) from err
     return np.ascontiguousarray(ds.data, dtype=np.uint8), np.asarray(ds.targets, dtype=np.int64)
 
 
@@ -172,6 +189,5 @@ def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     order = np.lexsort((np.arange(len(classes)), -(exact - take)))
     take[order[:short]] += 1
     rng = np.random.default_rng(seed)
-    chosen = [rng.choice(np.flatnonzero(inverse == c), size=k, replace=False)
-              for c, k in enumerate(take) if k]
+    chosen = [rng.choice(np.flatnonzero(inverse == c), size=k, replace=False) for c, k in enumerate(take) if k]
     return np.sort(np.concatenate(chosen))

@@ -67,10 +67,13 @@ def _read_annotations(path: Path, n_classes: int) -> dict[str, np.ndarray]:
             try:
                 ids = [int(t) for t in row["label"].split(",") if t.strip()]
             except ValueError:
-                raise ValueError(f"{path}: line {line}, column 'label': {row['label']!r} is not a "
-                                 f"comma-separated list of class ids") from None
+                raise ValueError(
+                    f"{path}: line {line}, column 'label': {row['label']!r} is not a comma-separated list of class ids"
+                ) from None
             if not ids or min(ids) < 0 or max(ids) >= n_classes:
-                raise ValueError(f"{path}: line {line}, column 'label': {row['label']!r} needs ids in 0..{n_classes - 1}")
+                raise ValueError(
+                    f"{path}: line {line}, column 'label': {row['label']!r} needs ids in 0..{n_classes - 1}"
+                )
             vec[ids] = 1.0
             out[row["patchid"]] = vec
     return out
@@ -103,15 +106,22 @@ def load_coral(root: str | Path | None = None, size: int = 128) -> CoralSet:
             raise FileNotFoundError(
                 f"reef-photo set incomplete: {needed} is missing. It ships in data/coral_condition/; for full "
                 f"resolution fetch {UPSTREAM} (images from commit 5e9295b6, folder coral_images/) and lay it out "
-                f"as <root>/images/<survey>/<patchid>.jpg and <root>/tabular_data/*.csv")
+                f"as <root>/images/<survey>/<patchid>.jpg and <root>/tabular_data/*.csv"
+            )
     if size < 8:
         raise ValueError(f"size={size} is too small; use at least 8 px")
     files = _tiles(root)
     folder = cache_dir() / f"coral-{_cache_key(root, files, size)}"
     if (folder / "meta.json").is_file():
         meta = json.loads((folder / "meta.json").read_text())
-        return CoralSet(np.load(folder / "images.npy"), np.load(folder / "labels.npy"), meta["label_names"],
-                        meta["tile_ids"], np.array(meta["photo_ids"]), np.array(meta["surveys"]))
+        return CoralSet(
+            np.load(folder / "images.npy"),
+            np.load(folder / "labels.npy"),
+            meta["label_names"],
+            meta["tile_ids"],
+            np.array(meta["photo_ids"]),
+            np.array(meta["surveys"]),
+        )
     names = _read_label_names(tables / "labelsets.csv")
     annotations = _read_annotations(tables / "annotations.csv", len(names))
     files = [f for f in files if f.stem in annotations]
@@ -124,12 +134,25 @@ def load_coral(root: str | Path | None = None, size: int = 128) -> CoralSet:
             images[i] = np.asarray(im.convert("RGB").resize((size, size), Image.Resampling.LANCZOS))
     labels = np.stack([annotations[f.stem] for f in files])
     tile_ids = [f.stem for f in files]
-    out = CoralSet(images, labels, names, tile_ids, np.array([photo_id(t) for t in tile_ids]),
-                   np.array([f.parent.name for f in files]))
+    out = CoralSet(
+        images,
+        labels,
+        names,
+        tile_ids,
+        np.array([photo_id(t) for t in tile_ids]),
+        np.array([f.parent.name for f in files]),
+    )
     for arr, name in ((images, "images.npy"), (labels, "labels.npy")):
         save_npy(folder / name, arr)
-    write_json(folder / "meta.json", {"label_names": names, "tile_ids": tile_ids,
-                                      "photo_ids": out.photo_ids.tolist(), "surveys": out.surveys.tolist()})
+    write_json(
+        folder / "meta.json",
+        {
+            "label_names": names,
+            "tile_ids": tile_ids,
+            "photo_ids": out.photo_ids.tolist(),
+            "surveys": out.surveys.tolist(),
+        },
+    )
     return out
 
 
@@ -149,16 +172,17 @@ def split_by_photo(photo_ids: np.ndarray, test_fraction: float, seed: int) -> tu
     return np.flatnonzero(~in_test), np.flatnonzero(in_test)
 
 
-def photo_kfold(labels_1d: np.ndarray, photo_ids: np.ndarray, k: int,
-                seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def photo_kfold(labels_1d: np.ndarray, photo_ids: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """k (train_idx, test_idx) folds, photos kept whole and class shares balanced as far as whole photos
     allow (scikit-learn's StratifiedGroupKFold, shuffled with `seed`)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     labels_1d, photo_ids = np.asarray(labels_1d), np.asarray(photo_ids)
     if labels_1d.ndim != 1 or len(labels_1d) != len(photo_ids):
-        raise ValueError(f"labels_1d must be 1-D with one entry per tile ({len(photo_ids)}), got shape "
-                         f"{labels_1d.shape}; for multi-hot labels pass e.g. labels.argmax(1)")
+        raise ValueError(
+            f"labels_1d must be 1-D with one entry per tile ({len(photo_ids)}), got shape "
+            f"{labels_1d.shape}; for multi-hot labels pass e.g. labels.argmax(1)"
+        )
     n_photos = len(np.unique(photo_ids))
     if not 2 <= k <= n_photos:
         raise ValueError(f"k={k} must be between 2 and the number of photos ({n_photos})")

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benthic.hierarchy.catami import HEADS, Hierarchy, split_path
 from benthic.data import benthicnet
 from benthic.data.benthicnet import BENTHICNET_RELEASE as BENTHICNET_DOI
+from benthic.hierarchy.catami import HEADS, Hierarchy, split_path
 from benthic.paths import DATA_DIR
 from benthic.scales import Registry, Settings, check_scale
 
@@ -60,15 +60,29 @@ def source_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per source: datasets, sites, images and annotation rows, plus a total row."""
     images = df.drop_duplicates(list(IMAGE_KEY))
     g = images.groupby("source", observed=True)
-    out = pd.DataFrame({
-        "n_datasets": g["dataset"].nunique(),
-        "n_sites": images.drop_duplicates(["dataset", "site"]).groupby("source", observed=True).size(),
-        "n_images": g.size(),
-        "n_rows": df.groupby("source", observed=True).size(),
-    }).reset_index().sort_values("n_images", ascending=False, ignore_index=True)
-    total = pd.DataFrame([{"source": "total", "n_datasets": images["dataset"].nunique(),
-                           "n_sites": len(images.drop_duplicates(["dataset", "site"])),
-                           "n_images": len(images), "n_rows": len(df)}])
+    out = (
+        pd.DataFrame(
+            {
+                "n_datasets": g["dataset"].nunique(),
+                "n_sites": images.drop_duplicates(["dataset", "site"]).groupby("source", observed=True).size(),
+                "n_images": g.size(),
+                "n_rows": df.groupby("source", observed=True).size(),
+            }
+        )
+        .reset_index()
+        .sort_values("n_images", ascending=False, ignore_index=True)
+    )
+    total = pd.DataFrame(
+        [
+            {
+                "source": "total",
+                "n_datasets": images["dataset"].nunique(),
+                "n_sites": len(images.drop_duplicates(["dataset", "site"])),
+                "n_images": len(images),
+                "n_rows": len(df),
+            }
+        ]
+    )
     return pd.concat([out, total], ignore_index=True)
 
 
@@ -85,8 +99,12 @@ def site_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per site: mean position, median depth and image count (sites without coordinates kept, NaN)."""
     images = df.drop_duplicates(list(IMAGE_KEY)).assign(_depth=lambda d: depth_m(d))
     g = images.groupby(["source", "dataset", "site"], observed=True, dropna=False)
-    return g.agg(latitude=("latitude", "mean"), longitude=("longitude", "mean"),
-                 depth_m=("_depth", "median"), n_images=("image", "size")).reset_index()
+    return g.agg(
+        latitude=("latitude", "mean"),
+        longitude=("longitude", "mean"),
+        depth_m=("_depth", "median"),
+        n_images=("image", "size"),
+    ).reset_index()
 
 
 def annotation_levels(df: pd.DataFrame, hierarchies: dict[str, Hierarchy] | None = None) -> pd.DataFrame:
@@ -116,7 +134,8 @@ def subsampling_table(before: pd.DataFrame, after: pd.DataFrame, report: pd.Data
     sites = before.drop_duplicates(["dataset", "site"]).groupby("source", observed=True).size().rename("n_sites")
     src = before.drop_duplicates(["dataset", "site"])[["dataset", "site", "source"]]
     methods = report.merge(src, on=["dataset", "site"]).pivot_table(
-        index="source", columns="method", values="n_images", aggfunc="size", fill_value=0, observed=True)
+        index="source", columns="method", values="n_images", aggfunc="size", fill_value=0, observed=True
+    )
     methods.columns = [f"sites_{m}" for m in methods.columns]
     out = pd.concat([sites, b, a], axis=1).fillna(0).astype(int).join(methods).fillna(0)
     out["kept_fraction"] = out["images_after"] / out["images_before"]
@@ -153,7 +172,8 @@ def benthicnet_full(root: str | os.PathLike) -> pd.DataFrame:
         raise FileNotFoundError(
             f"no BenthicNet CSV files in {root}. Fetch the BenthicNet CSVs (the labelled CSV, one row per "
             f"annotation, and the BenthicNet-1M subset CSV) from the BenthicNet data release {BENTHICNET_DOI} "
-            f"and put them in {root} (pass that folder as `benthicnet_root`).")
+            f"and put them in {root} (pass that folder as `benthicnet_root`)."
+        )
     frames = []
     for f in files:
         header = pd.read_csv(f, nrows=0).columns
@@ -165,14 +185,16 @@ def benthicnet_full(root: str | os.PathLike) -> pd.DataFrame:
 def reef_catalogue(root: str | os.PathLike | None = None) -> pd.DataFrame:
     """The reef-photo set as a labelled catalogue: one row per (tile, label), survey metadata for position
     (DMS strings parsed), depth and date, and CATAMI paths from benthic/hierarchy/tables/coral_condition_to_catami.csv."""
-    from benthic.hierarchy.catami import load_hierarchies
     from benthic.data import coral
+    from benthic.hierarchy.catami import load_hierarchies
     from benthic.hierarchy.translate import load_translation
 
     root = Path(root) if root is not None else DATA_DIR / "coral_condition"
     meta_csv = root / "tabular_data" / "surveys_metadata.csv"
     if not meta_csv.exists():
-        raise FileNotFoundError(f"{meta_csv} not found: the reef-photo set belongs in {root} (see data/coral_condition/PROVENANCE.txt)")
+        raise FileNotFoundError(
+            f"{meta_csv} not found: the reef-photo set belongs in {root} (see data/coral_condition/PROVENANCE.txt)"
+        )
     meta = pd.read_csv(meta_csv, dtype=str, encoding="utf-8-sig")
     meta["latitude"] = meta["lat_start"].map(parse_dms)
     meta["longitude"] = meta["lng_start"].map(parse_dms)
@@ -183,18 +205,25 @@ def reef_catalogue(root: str | os.PathLike | None = None) -> pd.DataFrame:
     data = coral.load_coral(root=root, size=32)
     surveys = np.asarray(data.surveys).astype(str)
     table = load_translation("coral_condition_to_catami", load_hierarchies())
-    to_path = {r.source_name.strip().lower(): (r.head, " > ".join(split_path(r.catami_path)))
-               for r in table.itertuples() if r.head}
+    to_path = {
+        r.source_name.strip().lower(): (r.head, " > ".join(split_path(r.catami_path)))
+        for r in table.itertuples()
+        if r.head
+    }
     rows = []
     for i, tile in enumerate(data.tile_ids):
         survey = surveys[i]
         info = meta.loc[survey] if survey in meta.index else None
-        base = {"source": "Coral Condition Dataset (XL-SHAO)", "dataset": survey,
-                "site": info["site"] if info is not None else survey, "image": tile,
-                "latitude": info["latitude"] if info is not None else np.nan,
-                "longitude": info["longitude"] if info is not None else np.nan,
-                "depth_m": info["depth_m"] if info is not None else np.nan,
-                "datetime": info["datetime"] if info is not None else pd.NaT}
+        base = {
+            "source": "Coral Condition Dataset (XL-SHAO)",
+            "dataset": survey,
+            "site": info["site"] if info is not None else survey,
+            "image": tile,
+            "latitude": info["latitude"] if info is not None else np.nan,
+            "longitude": info["longitude"] if info is not None else np.nan,
+            "depth_m": info["depth_m"] if info is not None else np.nan,
+            "datetime": info["datetime"] if info is not None else pd.NaT,
+        }
         for k in np.flatnonzero(data.labels[i] > 0.5):
             name = data.label_names[k]
             rec = {**base, "original_label": name}
@@ -214,9 +243,11 @@ def quick_catalogues(scale: str) -> dict[str, pd.DataFrame]:
     from benthic.data.synthetic import synthetic_catalogue
 
     n = STATS.get(scale).synthetic_rows
-    return {"BenthicNet (shipped rows)": benthicnet_shipped(),
-            "reef photos (coral_condition)": reef_catalogue(),
-            f"SYNTHETIC ({n:,} images)": synthetic_catalogue(n, seed=0, labelled=True)}
+    return {
+        "BenthicNet (shipped rows)": benthicnet_shipped(),
+        "reef photos (coral_condition)": reef_catalogue(),
+        f"SYNTHETIC ({n:,} images)": synthetic_catalogue(n, seed=0, labelled=True),
+    }
 
 
 def catalogues_for(scale: str, benthicnet_root: str | os.PathLike | None = None) -> dict[str, pd.DataFrame]:
@@ -227,7 +258,8 @@ def catalogues_for(scale: str, benthicnet_root: str | os.PathLike | None = None)
     if benthicnet_root is None:
         raise FileNotFoundError(
             f"the paper scale describes the real BenthicNet catalogue: fetch its CSVs from {BENTHICNET_DOI}, "
-            f"put them in one folder and pass it as the notebook parameter `benthicnet_root`")
+            f"put them in one folder and pass it as the notebook parameter `benthicnet_root`"
+        )
     return {"BenthicNet": benthicnet_full(benthicnet_root)}
 
 
@@ -238,16 +270,24 @@ def overview(catalogues: dict[str, pd.DataFrame]) -> pd.DataFrame:
         images = df.drop_duplicates(list(IMAGE_KEY))
         d = depth_m(images)
         labelled = df[[c for c in df.columns if c.startswith("catami_") and c[7:] in HEADS]].notna().any(axis=1)
-        rows.append({"catalogue": name, "n_sources": images["source"].nunique(), "n_datasets": images["dataset"].nunique(),
-                     "n_sites": len(images.drop_duplicates(["dataset", "site"])), "n_images": len(images),
-                     "n_catami_annotations": int(labelled.sum()),
-                     "with_coordinates": int(images[["latitude", "longitude"]].notna().all(axis=1).sum()),
-                     "depth_median_m": float(d.median()) if d.notna().any() else np.nan,
-                     "depth_max_m": float(d.max()) if d.notna().any() else np.nan})
+        rows.append(
+            {
+                "catalogue": name,
+                "n_sources": images["source"].nunique(),
+                "n_datasets": images["dataset"].nunique(),
+                "n_sites": len(images.drop_duplicates(["dataset", "site"])),
+                "n_images": len(images),
+                "n_catami_annotations": int(labelled.sum()),
+                "with_coordinates": int(images[["latitude", "longitude"]].notna().all(axis=1).sum()),
+                "depth_median_m": float(d.median()) if d.notna().any() else np.nan,
+                "depth_max_m": float(d.max()) if d.notna().any() else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------------------------- figures
+
 
 def plot_images_per(tables: dict[str, pd.DataFrame], level: str, top: int = 25):
     """Horizontal bar charts (log scale) of images per source/dataset/site, one panel per catalogue."""
@@ -277,8 +317,16 @@ def plot_site_map(sites: dict[str, pd.DataFrame]):
     for k, (name, s) in enumerate(sites.items()):
         s = s.dropna(subset=["latitude", "longitude"])
         size = 8 + 14 * np.log10(s["n_images"].clip(lower=1))
-        ax.scatter(s["longitude"], s["latitude"], s=size, marker=markers[k % len(markers)], alpha=0.7,
-                   edgecolor="k", linewidth=0.3, label=f"{name} ({len(s)} sites)")
+        ax.scatter(
+            s["longitude"],
+            s["latitude"],
+            s=size,
+            marker=markers[k % len(markers)],
+            alpha=0.7,
+            edgecolor="k",
+            linewidth=0.3,
+            label=f"{name} ({len(s)} sites)",
+        )
     ax.set_xlim(-180, 180)
     ax.set_ylim(-90, 90)
     ax.set_xticks(np.arange(-180, 181, 60))
@@ -365,8 +413,9 @@ def plot_subsampling(before: pd.DataFrame, after: pd.DataFrame, report: pd.DataF
             return ((d["longitude"] - lon0) * 111_320 * np.cos(np.radians(lat0)), (d["latitude"] - lat0) * 111_320)
 
         ax2.plot(*xy(sel_b), ".", markersize=1.5, color="grey", label=f"before ({len(sel_b):,})")
-        ax2.scatter(*xy(sel_a), s=5, color="tab:red", zorder=3,
-                    label=f"kept ({len(sel_a):,}, >= {row['distance_m']:g} m apart)")
+        ax2.scatter(
+            *xy(sel_a), s=5, color="tab:red", zorder=3, label=f"kept ({len(sel_a):,}, >= {row['distance_m']:g} m apart)"
+        )
         ax2.set_aspect("equal", adjustable="datalim")
         ax2.set_xlabel("east (m)")
         ax2.set_ylabel("north (m)")

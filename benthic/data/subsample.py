@@ -19,13 +19,13 @@ EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG), metres
 class SubsampleConfig:
     """BenthicNet-1M settings: 250 images per site, 1.25 m doubled until under target, splits at 1000/500 m."""
 
-    target: int = 250               # images per site (per pseudo-site)
-    base_distance: float = 1.25     # first minimum distance tried, metres
-    growth: float = 2.0             # distance ladder: base * growth**k (1.25, 2.5, 5, 10, 20, 40 ...)
+    target: int = 250  # images per site (per pseudo-site)
+    base_distance: float = 1.25  # first minimum distance tried, metres
+    growth: float = 2.0  # distance ladder: base * growth**k (1.25, 2.5, 5, 10, 20, 40 ...)
     pseudo_site_gap: float = 1000.0  # consecutive images further apart start a new pseudo-site (+1 target)
-    sub_site_gap: float = 500.0     # ... or a new sub-site (+ sub_site_bonus * target)
+    sub_site_gap: float = 500.0  # ... or a new sub-site (+ sub_site_bonus * target)
     sub_site_bonus: float = 0.5
-    allow_index: bool = True        # mostly-duplicate coordinates -> evenly spaced by index
+    allow_index: bool = True  # mostly-duplicate coordinates -> evenly spaced by index
 
 
 def haversine_m(lat1, lon1, lat2, lon2) -> np.ndarray:
@@ -44,7 +44,9 @@ def _midpoints(rad: np.ndarray, k: np.ndarray) -> np.ndarray:
     return np.stack([np.arctan2(m[:, 2], np.hypot(m[:, 0], m[:, 1])), np.arctan2(m[:, 1], m[:, 0])], axis=1)
 
 
-def count_splits(rad: np.ndarray, steps: np.ndarray, gap: float, tree: BallTree | None = None) -> tuple[int, BallTree | None]:
+def count_splits(
+    rad: np.ndarray, steps: np.ndarray, gap: float, tree: BallTree | None = None
+) -> tuple[int, BallTree | None]:
     """Number of true gaps > `gap` metres between consecutive images: a gap counts only when no image of
     the site lies within 0.4 * gap of its midpoint (otherwise it is a mere re-ordering of the track)."""
     k = np.flatnonzero(steps > gap)
@@ -137,11 +139,20 @@ def _choose_distance(track: Track, target: int, config: SubsampleConfig) -> tupl
     return base * growth**k, best
 
 
-def subsample_site(lat: np.ndarray, lon: np.ndarray, config: SubsampleConfig = SubsampleConfig()) -> tuple[np.ndarray, dict]:
+def subsample_site(
+    lat: np.ndarray, lon: np.ndarray, config: SubsampleConfig = SubsampleConfig()
+) -> tuple[np.ndarray, dict]:
     """Positions kept in one site (images in track order) and a record of what was done and why."""
     n = len(lat)
-    info = {"n_images": n, "n_pseudo_sites": 1, "n_sub_sites": 1, "target": config.target,
-            "method": "unchanged", "distance_m": 0.0, "n_unique_coords": n}
+    info = {
+        "n_images": n,
+        "n_pseudo_sites": 1,
+        "n_sub_sites": 1,
+        "target": config.target,
+        "method": "unchanged",
+        "distance_m": 0.0,
+        "n_unique_coords": n,
+    }
     if n == 0:
         return np.arange(0), {**info, "n_kept": 0}
     has_coords = not (np.isnan(lat).any() or np.isnan(lon).any())
@@ -179,9 +190,13 @@ def _site_codes(df: pd.DataFrame, site_columns: tuple[str, ...]) -> np.ndarray:
     return pd.factorize(codes)[0]
 
 
-def spatial_subsample(df: pd.DataFrame, config: SubsampleConfig = SubsampleConfig(),
-                      site_columns: tuple[str, ...] = ("dataset", "site"), order_column: str | None = "datetime",
-                      progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def spatial_subsample(
+    df: pd.DataFrame,
+    config: SubsampleConfig = SubsampleConfig(),
+    site_columns: tuple[str, ...] = ("dataset", "site"),
+    order_column: str | None = "datetime",
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Subsample a catalogue site by site (BenthicNet-1M procedure). Returns the kept rows (original order)
     and one report row per site: images, unique coordinates, pseudo/sub-sites, target, method, distance, kept."""
     codes = _site_codes(df, site_columns)
@@ -201,8 +216,9 @@ def spatial_subsample(df: pd.DataFrame, config: SubsampleConfig = SubsampleConfi
     ends = np.concatenate([bounds, [len(df)]])
     kept, records = [], []
     first_rows = order[starts]
-    for s, e in tqdm(zip(starts, ends), total=len(starts), desc="subsampling sites", disable=not progress,
-                     mininterval=1.0):
+    for s, e in tqdm(
+        zip(starts, ends), total=len(starts), desc="subsampling sites", disable=not progress, mininterval=1.0
+    ):
         keep, info = subsample_site(lat[s:e], lon[s:e], config)
         kept.append(order[s:e][keep])
         records.append(info)
@@ -213,8 +229,9 @@ def spatial_subsample(df: pd.DataFrame, config: SubsampleConfig = SubsampleConfi
     return df.iloc[rows], report
 
 
-def spatial_partition(df: pd.DataFrame, test_fraction: float = 0.2, buffer_m: float = 50.0,
-                      block_m: float = 1000.0, seed: int = 0) -> np.ndarray:
+def spatial_partition(
+    df: pd.DataFrame, test_fraction: float = 0.2, buffer_m: float = 50.0, block_m: float = 1000.0, seed: int = 0
+) -> np.ndarray:
     """'train' / 'test' / 'excluded' per row: random blocks of about `block_m` metres go to test until
     `test_fraction` of rows, then test rows within `buffer_m` of any training row are excluded."""
     if not 0 < test_fraction < 1:
@@ -234,7 +251,7 @@ def spatial_partition(df: pd.DataFrame, test_fraction: float = 0.2, buffer_m: fl
     cum = np.cumsum(counts[perm])
     n_test_blocks = int(np.searchsorted(cum, test_fraction * len(df))) + 1
     is_test_block = np.zeros(len(counts), dtype=bool)
-    is_test_block[perm[:min(n_test_blocks, len(counts) - 1)]] = True
+    is_test_block[perm[: min(n_test_blocks, len(counts) - 1)]] = True
     test = is_test_block[block]
     out = np.where(test, "test", "train").astype(object)
     if test.any() and (~test).any():

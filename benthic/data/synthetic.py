@@ -9,12 +9,43 @@ import pandas as pd
 from benthic.hierarchy.catami import HEADS, Hierarchy, load_hierarchies
 
 # Column order of the published BenthicNet CSVs (the shipped sample rows have exactly these headers).
-SUBSET_COLUMNS = ["url", "source", "dataset", "site", "image", "latitude", "longitude", "datetime",
-                  "gebco_bathymetry", "emu"]
-LABELLED_COLUMNS = ["url", "source", "dataset", "site", "image", "longitude", "latitude", "datetime", "partition",
-                    "annotation_column", "annotation_row", "original_label", "catami_biota", "catami_substrate",
-                    "catami_bedforms", "catami_relief", "catami_qualifiers", "colour_qualifier", "bleached", "dead",
-                    "aphia_id", "gebco_bathymetry", "emu"]
+SUBSET_COLUMNS = [
+    "url",
+    "source",
+    "dataset",
+    "site",
+    "image",
+    "latitude",
+    "longitude",
+    "datetime",
+    "gebco_bathymetry",
+    "emu",
+]
+LABELLED_COLUMNS = [
+    "url",
+    "source",
+    "dataset",
+    "site",
+    "image",
+    "longitude",
+    "latitude",
+    "datetime",
+    "partition",
+    "annotation_column",
+    "annotation_row",
+    "original_label",
+    "catami_biota",
+    "catami_substrate",
+    "catami_bedforms",
+    "catami_relief",
+    "catami_qualifiers",
+    "colour_qualifier",
+    "bleached",
+    "dead",
+    "aphia_id",
+    "gebco_bathymetry",
+    "emu",
+]
 METRES_PER_DEGREE = 111_320.0
 HEAD_WEIGHTS = {"biota": 0.35, "substrate": 0.45, "relief": 0.1, "bedforms": 0.1}
 
@@ -26,8 +57,9 @@ def _site_sizes(n_images: int, mean_site_size: float, rng: np.random.Generator) 
     sizes: list[np.ndarray] = []
     total = 0
     while total < n_images:
-        draw = np.clip(rng.lognormal(mu, sigma, size=max(16, int(2 * (n_images - total) / mean_site_size))),
-                       5, 50_000).astype(np.int64)
+        draw = np.clip(
+            rng.lognormal(mu, sigma, size=max(16, int(2 * (n_images - total) / mean_site_size))), 5, 50_000
+        ).astype(np.int64)
         sizes.append(draw)
         total += int(draw.sum())
     out = np.concatenate(sizes)
@@ -49,10 +81,16 @@ def _per_site_cumsum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return c - offset
 
 
-def synthetic_catalogue(n_images: int, seed: int = 0, mean_site_size: float = 2000.0,
-                        duplicate_site_fraction: float = 0.05, pseudo_site_rate: float = 2e-4,
-                        sub_site_rate: float = 5e-4, labelled: bool = False,
-                        hierarchies: dict[str, Hierarchy] | None = None) -> pd.DataFrame:
+def synthetic_catalogue(
+    n_images: int,
+    seed: int = 0,
+    mean_site_size: float = 2000.0,
+    duplicate_site_fraction: float = 0.05,
+    pseudo_site_rate: float = 2e-4,
+    sub_site_rate: float = 5e-4,
+    labelled: bool = False,
+    hierarchies: dict[str, Hierarchy] | None = None,
+) -> pd.DataFrame:
     """A seeded SYNTHETIC catalogue in BenthicNet's column schema (the 1M-subset schema, or with
     `labelled=True` the labelled schema, one row per annotation).
 
@@ -82,8 +120,9 @@ def synthetic_catalogue(n_images: int, seed: int = 0, mean_site_size: float = 20
     step = rng.uniform(1.0, 5.0, n_images)
     u = rng.random(n_images)
     step += np.where(u < pseudo_site_rate, rng.uniform(1200, 5000, n_images), 0.0)
-    step += np.where((u >= pseudo_site_rate) & (u < pseudo_site_rate + sub_site_rate),
-                     rng.uniform(600, 950, n_images), 0.0)
+    step += np.where(
+        (u >= pseudo_site_rate) & (u < pseudo_site_rate + sub_site_rate), rng.uniform(600, 950, n_images), 0.0
+    )
     duplicate_site = np.zeros(n_sites, dtype=bool)
     n_dup = int(np.ceil(duplicate_site_fraction * n_sites)) if duplicate_site_fraction > 0 else 0
     large = np.flatnonzero(sizes >= np.median(sizes))  # long stationary deployments
@@ -107,26 +146,34 @@ def synthetic_catalogue(n_images: int, seed: int = 0, mean_site_size: float = 20
     src_names = np.array([f"SYNTHETIC source {k:02d}" for k in range(n_sources)], dtype=object)
     image = [f"{site_names[s]}_{i:06d}" for s, i in zip(site_of.tolist(), pos_in_site.tolist())]
     dataset = ds_names[dataset_of_site][site_of]
-    df = pd.DataFrame({
-        "url": [f"synthetic://benthic/{d}/{im}.jpg" for d, im in zip(dataset.tolist(), image)],
-        "source": pd.Categorical(src_names[source_of_dataset][dataset_of_site][site_of]),
-        "dataset": pd.Categorical(dataset),
-        "site": pd.Categorical(site_names[site_of]),
-        "image": image,
-        "latitude": lat,
-        "longitude": lon,
-        "datetime": when.astype("datetime64[ns]"),
-        "gebco_bathymetry": depth,
-        "emu": rng.integers(1, 38, n_sites)[site_of].astype(np.float64),
-    })
+    df = pd.DataFrame(
+        {
+            "url": [f"synthetic://benthic/{d}/{im}.jpg" for d, im in zip(dataset.tolist(), image)],
+            "source": pd.Categorical(src_names[source_of_dataset][dataset_of_site][site_of]),
+            "dataset": pd.Categorical(dataset),
+            "site": pd.Categorical(site_names[site_of]),
+            "image": image,
+            "latitude": lat,
+            "longitude": lon,
+            "datetime": when.astype("datetime64[ns]"),
+            "gebco_bathymetry": depth,
+            "emu": rng.integers(1, 38, n_sites)[site_of].astype(np.float64),
+        }
+    )
     if not labelled:
         return df[SUBSET_COLUMNS]
-    return _annotate(df, dataset_of_site[site_of], n_datasets, rng,
-                     hierarchies if hierarchies is not None else load_hierarchies())
+    return _annotate(
+        df, dataset_of_site[site_of], n_datasets, rng, hierarchies if hierarchies is not None else load_hierarchies()
+    )
 
 
-def _annotate(df: pd.DataFrame, dataset_idx: np.ndarray, n_datasets: int, rng: np.random.Generator,
-              hierarchies: dict[str, Hierarchy]) -> pd.DataFrame:
+def _annotate(
+    df: pd.DataFrame,
+    dataset_idx: np.ndarray,
+    n_datasets: int,
+    rng: np.random.Generator,
+    hierarchies: dict[str, Hierarchy],
+) -> pd.DataFrame:
     """Expand images into annotation rows: each dataset labels a random subset of heads, each image
     gets one annotation per labelled head, at a node drawn uniformly from the head (so at mixed depths)."""
     weights = np.array([HEAD_WEIGHTS[h] for h in HEADS])

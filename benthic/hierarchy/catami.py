@@ -53,7 +53,11 @@ def split_path(text: str) -> tuple[str, ...]:
 
 
 def _is_missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip())
+    return (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or (isinstance(value, str) and not value.strip())
+    )
 
 
 class Hierarchy:
@@ -163,8 +167,10 @@ def load_hierarchies(path: str | os.PathLike | None = None) -> dict[str, Hierarc
     default: the copy shipped in the package (benthic/hierarchy/tables/)."""
     path = Path(path) if path is not None else PATHS_CSV
     if not path.is_file():
-        raise FileNotFoundError(f"CATAMI paths file {path} not found: copy benthicnet_probes_catami_paths.csv "
-                                f"(DalhousieAI/benthicnet_probes graph_info/finalized_output.csv) there")
+        raise FileNotFoundError(
+            f"CATAMI paths file {path} not found: copy benthicnet_probes_catami_paths.csv "
+            f"(DalhousieAI/benthicnet_probes graph_info/finalized_output.csv) there"
+        )
     df = read_table(path, dtype=str, keep_default_na=False)
     if "catami" not in df.columns:
         raise ValueError(f"{path}: no 'catami' column (columns: {list(df.columns)})")
@@ -187,18 +193,22 @@ def load_caab_table(path: str | os.PathLike | None = None) -> pd.DataFrame:
     Default: the copy shipped in the package (benthic/hierarchy/tables/)."""
     path = Path(path) if path is not None else CAAB_CSV
     if not path.is_file():
-        raise FileNotFoundError(f"CATAMI CAAB table {path} not found: copy catami-caab-codes_1.4.csv "
-                                f"(CATAMI v1.4, https://catami.org) there")
+        raise FileNotFoundError(
+            f"CATAMI CAAB table {path} not found: copy catami-caab-codes_1.4.csv "
+            f"(CATAMI v1.4, https://catami.org) there"
+        )
     raw = read_table(path, dtype=str, keep_default_na=False)
     for col in ("SPECIES_CODE", "CATAMI_DISPLAY_NAME", "CATAMI_PARENT_ID"):
         if col not in raw.columns:
             raise ValueError(f"{path}: missing column {col!r}")
-    table = pd.DataFrame({
-        "code": raw["SPECIES_CODE"].str.strip().astype(np.int64),
-        "name": raw["CATAMI_DISPLAY_NAME"].str.strip(),
-        "parent": raw["CATAMI_PARENT_ID"].str.strip().replace("", "-1").astype(np.int64),
-        "cpc": raw.get("CPC_CODES", pd.Series([""] * len(raw))).str.strip(),
-    })
+    table = pd.DataFrame(
+        {
+            "code": raw["SPECIES_CODE"].str.strip().astype(np.int64),
+            "name": raw["CATAMI_DISPLAY_NAME"].str.strip(),
+            "parent": raw["CATAMI_PARENT_ID"].str.strip().replace("", "-1").astype(np.int64),
+            "cpc": raw.get("CPC_CODES", pd.Series([""] * len(raw))).str.strip(),
+        }
+    )
     for code, (wrong, right) in CAAB_PARENT_FIXES.items():
         hit = table["code"] == code
         if hit.any() and (table.loc[hit, "parent"] == wrong).all():
@@ -231,6 +241,6 @@ def caab_hierarchies(table: pd.DataFrame | None = None) -> dict[str, Hierarchy]:
         paths = []
         for p in table["path"]:
             if root in p:
-                paths.append(tuple(p[p.index(root):]))
+                paths.append(tuple(p[p.index(root) :]))
         out[head] = Hierarchy(head, paths)
     return out

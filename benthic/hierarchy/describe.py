@@ -5,7 +5,7 @@ flat relief (0.66); no bedforms visible (0.80)"."""
 from __future__ import annotations
 
 import re
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 Prediction = tuple[Sequence[str], float]  # (node path from the root, probability of its deepest node)
 
@@ -78,8 +78,7 @@ def bedforms_phrase(path: Sequence[str], prob: float) -> str:
     return f"bedforms ({detail + ', ' if detail else ''}{_p(prob)})"
 
 
-PHRASES = {"substrate": substrate_phrase, "biota": biota_phrase, "relief": relief_phrase,
-           "bedforms": bedforms_phrase}
+PHRASES = {"substrate": substrate_phrase, "biota": biota_phrase, "relief": relief_phrase, "bedforms": bedforms_phrase}
 
 
 def describe(predictions: Mapping[str, Prediction]) -> str:

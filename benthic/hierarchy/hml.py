@@ -10,7 +10,7 @@ unlabelled heads. Decoding, per-head metrics and the checkpoint of a trained mod
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -70,7 +70,7 @@ def _block_diag(mats: Sequence[np.ndarray]) -> np.ndarray:
     start = 0
     for m in mats:
         k = m.shape[0]
-        out[start:start + k, start:start + k] = m
+        out[start : start + k, start : start + k] = m
         start += k
     return out
 
@@ -80,8 +80,9 @@ class HMLHead(nn.Module):
     benthicnet_probes code of Xu et al., 2024, arXiv:2409.06618; docs/methods.md#hml-head) with one
     output per CATAMI node of every head; `forward` returns raw logits (B, total nodes)."""
 
-    def __init__(self, in_dim: int, ancestor_matrices: Mapping[str, np.ndarray], hidden: int = 2048,
-                 dropout: float = 0.7):
+    def __init__(
+        self, in_dim: int, ancestor_matrices: Mapping[str, np.ndarray], hidden: int = 2048, dropout: float = 0.7
+    ):
         super().__init__()
         self.heads = list(ancestor_matrices)
         sizes = [int(np.asarray(ancestor_matrices[h]).shape[0]) for h in self.heads]
@@ -93,13 +94,19 @@ class HMLHead(nn.Module):
         self.config = {"in_dim": int(in_dim), "hidden": int(hidden), "dropout": float(dropout)}
         self.mcm = Consistency(_block_diag([np.asarray(ancestor_matrices[h], np.float32) for h in self.heads]))
         if hidden > 0:
-            self.net = nn.Sequential(nn.BatchNorm1d(in_dim), nn.Linear(in_dim, hidden), nn.ReLU(),
-                                     nn.Dropout(dropout), nn.BatchNorm1d(hidden), nn.Linear(hidden, sum(sizes)))
+            self.net = nn.Sequential(
+                nn.BatchNorm1d(in_dim),
+                nn.Linear(in_dim, hidden),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+                nn.BatchNorm1d(hidden),
+                nn.Linear(hidden, sum(sizes)),
+            )
         else:  # a linear HML probe: BatchNorm1d then one Linear
             self.net = nn.Sequential(nn.BatchNorm1d(in_dim), nn.Linear(in_dim, sum(sizes)))
 
     @classmethod
-    def from_hierarchies(cls, in_dim: int, hierarchies: Mapping[str, "object"], **kwargs) -> "HMLHead":
+    def from_hierarchies(cls, in_dim: int, hierarchies: Mapping[str, object], **kwargs) -> HMLHead:
         """Build the head for `benthic.hierarchy.catami.Hierarchy` objects (one per head, in the given order)."""
         return cls(in_dim, {h: hier.ancestor_matrix() for h, hier in hierarchies.items()}, **kwargs)
 
@@ -127,13 +134,17 @@ def close_negatives(target: torch.Tensor, mask: torch.Tensor, R: torch.Tensor) -
     return mask | (below_neg & (target < 0.5))
 
 
-def mc_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, R: "torch.Tensor | Consistency") -> torch.Tensor:
+def mc_loss(
+    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, R: torch.Tensor | Consistency
+) -> torch.Tensor:
     """C-HMCNN MCLoss: BCE per node on (1 - y) * MCM(p) + y * MCM(y * p), p = sigmoid(logits), averaged
     over the (sample, node) pairs that carry a label; 0 (not NaN) when none does. `R`: the ancestor
     matrix or a head's `Consistency` module (fast on trees)."""
     if logits.shape != target.shape or logits.shape != mask.shape:
-        raise ValueError(f"logits {tuple(logits.shape)}, target {tuple(target.shape)} and mask "
-                         f"{tuple(mask.shape)} must have the same shape")
+        raise ValueError(
+            f"logits {tuple(logits.shape)}, target {tuple(target.shape)} and mask "
+            f"{tuple(mask.shape)} must have the same shape"
+        )
     mcm = R if isinstance(R, Consistency) else (lambda q: consistent(q, R))
     mask = close_negatives(target, mask.bool(), R.R if isinstance(R, Consistency) else R)
     y = target.to(logits.dtype) * mask  # unknown nodes never count as positive
@@ -178,7 +189,7 @@ def decode_indices(probs: np.ndarray, parent: np.ndarray, threshold: float = THR
     return out
 
 
-def decode(probs: np.ndarray, hierarchy: "object", threshold: float = THRESHOLD) -> list[tuple[tuple[str, ...], float]]:
+def decode(probs: np.ndarray, hierarchy: object, threshold: float = THRESHOLD) -> list[tuple[tuple[str, ...], float]]:
     """Predicted path per sample for one head as (node path, probability of its deepest node);
     ((), 1 - max root probability) when no root passes the threshold."""
     probs = np.asarray(probs)
@@ -201,8 +212,11 @@ def masked_f1(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> tuple[f
 
     pred, target, mask = np.asarray(pred).astype(int), np.asarray(target).astype(int), np.asarray(mask, bool)
     micro = f1_score(target[mask], pred[mask], zero_division=0) if target[mask].any() else float("nan")
-    per_node = [f1_score(target[mask[:, j], j], pred[mask[:, j], j], zero_division=0)
-                for j in range(target.shape[1]) if (target[mask[:, j], j] == 1).any()]
+    per_node = [
+        f1_score(target[mask[:, j], j], pred[mask[:, j], j], zero_division=0)
+        for j in range(target.shape[1])
+        if (target[mask[:, j], j] == 1).any()
+    ]
     return float(micro), float(np.mean(per_node)) if per_node else float("nan")
 
 
@@ -249,8 +263,14 @@ def depth_reached(pred_paths: list[list[int]], label_paths: list[list[list[int]]
             continue
         best = max(labels, key=lambda lab: (_prefix(pred, lab), -len(lab)))
         k = _prefix(pred, best)
-        rows.append({"depth_reached": k, "label_depth": len(best), "full_path": k == len(best),
-                     "deeper_than_label": k == len(best) and len(pred) > len(best)})
+        rows.append(
+            {
+                "depth_reached": k,
+                "label_depth": len(best),
+                "full_path": k == len(best),
+                "deeper_than_label": k == len(best) and len(pred) > len(best),
+            }
+        )
     return pd.DataFrame(rows, columns=["depth_reached", "label_depth", "full_path", "deeper_than_label"])
 
 
@@ -261,8 +281,9 @@ def _prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return k
 
 
-def head_metrics(probs: np.ndarray, target: np.ndarray, mask: np.ndarray, hierarchy: "object",
-                 threshold: float = THRESHOLD) -> dict[str, float]:
+def head_metrics(
+    probs: np.ndarray, target: np.ndarray, mask: np.ndarray, hierarchy: object, threshold: float = THRESHOLD
+) -> dict[str, float]:
     """Metrics for one head on the samples that label it: subset accuracy (every known node right),
     micro/macro F1 and AP over known nodes, mean depth reached, and the depth breakdown."""
     probs, target, mask = np.asarray(probs, float), np.asarray(target), np.asarray(mask, bool)
@@ -275,17 +296,27 @@ def head_metrics(probs: np.ndarray, target: np.ndarray, mask: np.ndarray, hierar
     out["subset_accuracy"] = float(np.mean([(pred[i][mask[i]] == target[i][mask[i]]).all() for i in range(len(pred))]))
     out["micro_f1"], out["macro_f1"] = masked_f1(pred, target, mask)
     out["micro_ap"], out["macro_ap"] = masked_average_precision(probs, target, mask)
-    depth = depth_reached(decode_indices(probs, hierarchy.parent, threshold),
-                          true_paths(target, mask, hierarchy.parent))
+    depth = depth_reached(
+        decode_indices(probs, hierarchy.parent, threshold), true_paths(target, mask, hierarchy.parent)
+    )
     if len(depth):
-        out.update(n_paths=len(depth), mean_depth_reached=float(depth.depth_reached.mean()),
-                   mean_label_depth=float(depth.label_depth.mean()), full_path_rate=float(depth.full_path.mean()),
-                   deeper_than_label_rate=float(depth.deeper_than_label.mean()))
+        out.update(
+            n_paths=len(depth),
+            mean_depth_reached=float(depth.depth_reached.mean()),
+            mean_label_depth=float(depth.label_depth.mean()),
+            full_path_rate=float(depth.full_path.mean()),
+            deeper_than_label_rate=float(depth.deeper_than_label.mean()),
+        )
     return out
 
 
-def evaluate(probs: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray],
-             hierarchies: Mapping[str, "object"], threshold: float = THRESHOLD) -> pd.DataFrame:
+def evaluate(
+    probs: Mapping[str, np.ndarray],
+    targets: Mapping[str, np.ndarray],
+    masks: Mapping[str, np.ndarray],
+    hierarchies: Mapping[str, object],
+    threshold: float = THRESHOLD,
+) -> pd.DataFrame:
     """One row of `head_metrics` per head that has labelled samples."""
     rows = []
     for h in probs:

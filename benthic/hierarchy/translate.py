@@ -7,8 +7,8 @@ docs/methods.md#missing-annotation-levels and #label-translation)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -64,8 +64,13 @@ def load_translation(name_or_path: str | os.PathLike, hierarchies: Mapping[str, 
     return df
 
 
-def translate_multi_hot(labels: np.ndarray, label_names: Sequence[str], table: pd.DataFrame,
-                        hierarchies: Mapping[str, Hierarchy], exhaustive: bool = False) -> Targets:
+def translate_multi_hot(
+    labels: np.ndarray,
+    label_names: Sequence[str],
+    table: pd.DataFrame,
+    hierarchies: Mapping[str, Hierarchy],
+    exhaustive: bool = False,
+) -> Targets:
     """HML targets and masks per head for multi-hot source labels (N, K) whose columns are `label_names`.
 
     Only what the source says is known: present labels make their CATAMI node and its ancestors 1; a node
@@ -130,16 +135,23 @@ def load_scheme(name_or_path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str
 def default_groups(heads: Sequence[str] = ("biota", "substrate"), shallow_depth: int = 2) -> tuple[dict, ...]:
     """Simulated research groups: one labels every head to full depth, one every head but only
     `shallow_depth` levels deep, and one per head in `heads` labels only that head (to full depth)."""
-    return ({"name": "full", "heads": None, "max_depth": None},
-            {"name": "shallow", "heads": None, "max_depth": shallow_depth},
-            *({"name": f"{h} only", "heads": (h,), "max_depth": None} for h in heads))
+    return (
+        {"name": "full", "heads": None, "max_depth": None},
+        {"name": "shallow", "heads": None, "max_depth": shallow_depth},
+        *({"name": f"{h} only", "heads": (h,), "max_depth": None} for h in heads),
+    )
 
 
 GROUPS = default_groups()  # CATAMI: full, shallow (2 levels), biota only, substrate only
 
 
-def restrict(targets: Targets, hierarchies: Mapping[str, Hierarchy], rows: np.ndarray,
-             heads: Sequence[str] | None = None, max_depth: int | None = None) -> Targets:
+def restrict(
+    targets: Targets,
+    hierarchies: Mapping[str, Hierarchy],
+    rows: np.ndarray,
+    heads: Sequence[str] | None = None,
+    max_depth: int | None = None,
+) -> Targets:
     """Copy of `targets` where `rows` keep only `heads` (others unlabelled) and nodes no deeper than
     `max_depth` (deeper nodes unknown, as if the annotator had stopped there)."""
     out: Targets = {}
@@ -154,9 +166,14 @@ def restrict(targets: Targets, hierarchies: Mapping[str, Hierarchy], rows: np.nd
     return out
 
 
-def simulate_groups(targets: Targets, hierarchies: Mapping[str, Hierarchy], groups_of: np.ndarray,
-                    seed: int, groups: Sequence[dict] = GROUPS,
-                    full_share: float | None = None) -> tuple[Targets, np.ndarray]:
+def simulate_groups(
+    targets: Targets,
+    hierarchies: Mapping[str, Hierarchy],
+    groups_of: np.ndarray,
+    seed: int,
+    groups: Sequence[dict] = GROUPS,
+    full_share: float | None = None,
+) -> tuple[Targets, np.ndarray]:
     """Assign each unit (e.g. a photo: `groups_of` gives each image's unit) at random to one research group
     of `groups` and degrade its labels accordingly; returns the new targets and each image's group index.
     Units are dealt evenly, or, with `full_share`, that share of them (at least one) goes to the first
@@ -167,8 +184,9 @@ def simulate_groups(targets: Targets, hierarchies: Mapping[str, Hierarchy], grou
         order = np.arange(len(units)) % len(groups)
     else:
         if not 0 < full_share < 1 or len(groups) < 2:
-            raise ValueError(f"full_share must lie in (0, 1) with at least two groups, got {full_share} "
-                             f"and {len(groups)} group(s)")
+            raise ValueError(
+                f"full_share must lie in (0, 1) with at least two groups, got {full_share} and {len(groups)} group(s)"
+            )
         n_full = min(len(units) - 1, max(1, round(full_share * len(units))))
         order = np.concatenate([np.zeros(n_full, int), 1 + np.arange(len(units) - n_full) % (len(groups) - 1)])
     unit_group = dict(zip(units, rng.permutation(order)))

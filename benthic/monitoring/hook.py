@@ -8,9 +8,7 @@ import numpy as np
 import pandas as pd
 
 from benthic import io
-from benthic.monitoring.config import LABEL_FREE
-from benthic.monitoring.config import METRIC_LABELS
-from benthic.monitoring.config import MonitorConfig
+from benthic.monitoring.config import LABEL_FREE, METRIC_LABELS, MonitorConfig
 from benthic.monitoring.milestones import evaluate_milestone
 
 
@@ -19,16 +17,25 @@ class MilestoneMonitor:
     unlabelled `images` (what a user without labels would watch), keeps them in `table` (and in the CSV
     `log_path` when given), and with live=True redraws a small plot in the notebook."""
 
-    def __init__(self, images: np.ndarray, n_classes: int, config: MonitorConfig = MonitorConfig(),
-                 live: bool = False, device=None, log_path: str | Path | None = None):
+    def __init__(
+        self,
+        images: np.ndarray,
+        n_classes: int,
+        config: MonitorConfig = MonitorConfig(),
+        live: bool = False,
+        device=None,
+        log_path: str | Path | None = None,
+    ):
         self.images, self.n_classes, self.config, self.live, self.device = images, n_classes, config, live, device
         self.log_path = log_path
         self.rows: list[dict] = []
         self._handle = None
 
     def __call__(self, epoch: int, encoder) -> dict:
-        row = {"epoch": int(epoch), **evaluate_milestone(encoder, self.images, None, self.n_classes,
-                                                         config=self.config, device=self.device)}
+        row = {
+            "epoch": int(epoch),
+            **evaluate_milestone(encoder, self.images, None, self.n_classes, config=self.config, device=self.device),
+        }
         self.rows.append(row)
         if self.log_path is not None:  # rewritten whole after each milestone: a crash loses nothing logged
             with io.atomic_path(self.log_path) as tmp:

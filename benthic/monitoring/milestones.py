@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -15,8 +15,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from benthic import io, metrics
-from benthic.monitoring.config import ALL_METRICS
-from benthic.monitoring.config import MonitorConfig
+from benthic.monitoring.config import ALL_METRICS, MonitorConfig
 
 
 class _Notes(list):
@@ -29,8 +28,9 @@ class _Notes(list):
             return float("nan")
 
 
-def _silhouettes(z: np.ndarray, labelings: dict[str, np.ndarray | None], config: MonitorConfig,
-                 notes: _Notes) -> dict[str, float]:
+def _silhouettes(
+    z: np.ndarray, labelings: dict[str, np.ndarray | None], config: MonitorConfig, notes: _Notes
+) -> dict[str, float]:
     """Silhouettes of the given labelings (S1, S_GT) in one distance pass; NaN with the reason noted for a
     missing or degenerate one."""
     given = {k: v for k, v in labelings.items() if v is not None and len(z) >= 2}
@@ -39,8 +39,7 @@ def _silhouettes(z: np.ndarray, labelings: dict[str, np.ndarray | None], config:
         out.update(zip(given, metrics.silhouettes(z, list(given.values()), config.silhouette_sample, config.seed)))
     except ValueError:  # one labeling is degenerate: score each alone to note which
         for k, v in given.items():
-            out[k] = notes.run(k.upper(),
-                               lambda v=v: metrics.silhouette(z, v, config.silhouette_sample, config.seed))
+            out[k] = notes.run(k.upper(), lambda v=v: metrics.silhouette(z, v, config.silhouette_sample, config.seed))
     return out
 
 
@@ -51,11 +50,22 @@ def embed_images(encoder, images, mean, std, batch_size, device) -> np.ndarray:
     return embed(encoder, images, mean=mean, std=std, batch_size=batch_size, device=device)
 
 
-def evaluate_milestone(source, images: np.ndarray | None = None, labels: np.ndarray | None = None,
-                       n_classes: int | None = None, *, lp: bool = False, knn: bool = False,
-                       train_images: np.ndarray | None = None, train_labels: np.ndarray | None = None,
-                       config: MonitorConfig = MonitorConfig(), mean=None, std=None, device=None,
-                       return_arrays: bool = False) -> dict:
+def evaluate_milestone(
+    source,
+    images: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    n_classes: int | None = None,
+    *,
+    lp: bool = False,
+    knn: bool = False,
+    train_images: np.ndarray | None = None,
+    train_labels: np.ndarray | None = None,
+    config: MonitorConfig = MonitorConfig(),
+    mean=None,
+    std=None,
+    device=None,
+    return_arrays: bool = False,
+) -> dict:
     """All label-free metrics of one milestone, plus AMI(C1,C_GT) and S_GT when `labels` are given,
     plus LP / kNN accuracy when asked. `source` is an encoder (then `images` are embedded) or the
     test embeddings Z512 themselves (then `train_images` must be train embeddings for LP/kNN)."""
@@ -90,8 +100,12 @@ def evaluate_milestone(source, images: np.ndarray | None = None, labels: np.ndar
     nan = float("nan")
     z3 = None
     if len(z) >= 2:
-        z3 = notes.run("umap", lambda: metrics.umap_3d(z, config.n_neighbors, config.umap_seed, knn=config.umap_knn,
-                                                      n_epochs=config.umap_epochs))
+        z3 = notes.run(
+            "umap",
+            lambda: metrics.umap_3d(
+                z, config.n_neighbors, config.umap_seed, knn=config.umap_knn, n_epochs=config.umap_epochs
+            ),
+        )
         z3 = None if isinstance(z3, float) else z3
     c1 = c2 = None
     if z3 is not None:
@@ -111,8 +125,11 @@ def evaluate_milestone(source, images: np.ndarray | None = None, labels: np.ndar
         row["ami_c1_gt"] = metrics.ami(c1, labels) if c1 is not None else nan
         row["s_gt"] = sil["s_gt"]
     if lp or knn:
-        row.update(_probes(source, z, images, labels, labels_all, lp, knn, train_images, train_labels, config, mean, std,
-                           device))
+        row.update(
+            _probes(
+                source, z, images, labels, labels_all, lp, knn, train_images, train_labels, config, mean, std, device
+            )
+        )
     row["notes"] = "; ".join(notes)
     row["seconds"] = time.perf_counter() - t0
     if return_arrays:
@@ -121,7 +138,9 @@ def evaluate_milestone(source, images: np.ndarray | None = None, labels: np.ndar
     return row
 
 
-def _probes(source, z, images, labels, labels_all, lp, knn, train_images, train_labels, config, mean, std, device) -> dict:
+def _probes(
+    source, z, images, labels, labels_all, lp, knn, train_images, train_labels, config, mean, std, device
+) -> dict:
     from benthic import probe
 
     if labels is None or train_images is None or train_labels is None:
@@ -132,9 +151,14 @@ def _probes(source, z, images, labels, labels_all, lp, knn, train_images, train_
         if is_array:
             raise ValueError("the paper's linear probe needs an encoder, not embeddings; use probe='fast'")
         cfg = probe.ProbeConfig(lr=config.probe_lr, seed=config.seed)  # the probe embeds all test images itself
-        out["lp_acc"] = probe.linear_probe(source, train_images, train_labels, images, labels_all, cfg,
-                                           mean=mean, std=std, device=device)["accuracy"]
-    train_z = np.asarray(train_images) if is_array else embed_images(source, train_images, mean, std, config.batch_size, device)
+        out["lp_acc"] = probe.linear_probe(
+            source, train_images, train_labels, images, labels_all, cfg, mean=mean, std=std, device=device
+        )["accuracy"]
+    train_z = (
+        np.asarray(train_images)
+        if is_array
+        else embed_images(source, train_images, mean, std, config.batch_size, device)
+    )
     ok = np.isfinite(train_z).all(axis=1)
     if lp and config.probe == "fast":
         with threadpool_limits(1):  # small problem: BLAS threads only contend (10-20x slower on a busy CPU)
@@ -146,9 +170,16 @@ def _probes(source, z, images, labels, labels_all, lp, knn, train_images, train_
     return out
 
 
-def evaluate_run(checkpoints: list[str | Path], images: np.ndarray, labels: np.ndarray | None = None,
-                 n_classes: int | None = None, *, meta: dict | None = None, cache_dir: str | Path | None = None,
-                 **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
+def evaluate_run(
+    checkpoints: list[str | Path],
+    images: np.ndarray,
+    labels: np.ndarray | None = None,
+    n_classes: int | None = None,
+    *,
+    meta: dict | None = None,
+    cache_dir: str | Path | None = None,
+    **kwargs,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Evaluate every milestone of a run: (table with one row per epoch, spectra in long form
     epoch/rank/singular_value). `meta` columns (method, dataset...) are added to both; kwargs go to
     `evaluate_milestone`. With `cache_dir`, each milestone's row is kept as JSON and reused."""
@@ -160,8 +191,12 @@ def evaluate_run(checkpoints: list[str | Path], images: np.ndarray, labels: np.n
     digest = hashlib.sha1(np.ascontiguousarray(images).tobytes()).hexdigest()[:8]
     for path in tqdm(list(checkpoints), desc=f"milestones {meta.get('method', '')}".strip(), leave=False):
         epoch = milestone_epoch(path)
-        cached = Path(cache_dir) / f"{Path(path).parent.name}-e{epoch:04d}-{config.key()}-{digest}-" \
-                                   f"lp{int(kwargs.get('lp', False))}{int(kwargs.get('knn', False))}.json" if cache_dir else None
+        cached = (
+            Path(cache_dir) / f"{Path(path).parent.name}-e{epoch:04d}-{config.key()}-{digest}-"
+            f"lp{int(kwargs.get('lp', False))}{int(kwargs.get('knn', False))}.json"
+            if cache_dir
+            else None
+        )
         if cached is not None and cached.exists():
             row = json.loads(cached.read_text())
         else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 
@@ -10,8 +9,9 @@ from benthic.monitoring.config import METRIC_LABELS
 from benthic.monitoring.tables import outlier_milestones
 
 
-def plot_entropy_progress(df: pd.DataFrame, group_cols: tuple[str, ...] = ("method", "dataset"),
-                          metric: str = "entropy"):
+def plot_entropy_progress(
+    df: pd.DataFrame, group_cols: tuple[str, ...] = ("method", "dataset"), metric: str = "entropy"
+):
     """Entropy (or another metric) against epoch, one panel per run; outlier milestones in orange."""
     import matplotlib.pyplot as plt
 
@@ -43,8 +43,13 @@ def plot_spectra(spectra: pd.DataFrame, group_cols: tuple[str, ...] = ("method",
         epochs = sorted(g.epoch.unique())
         for e in epochs:
             s = g[g.epoch == e].sort_values("rank").singular_value.to_numpy()
-            ax.semilogy(np.arange(1, len(s) + 1), np.maximum(s / s[0], 1e-12), color=cmap(epochs.index(e) / max(1, len(epochs) - 1)),
-                        lw=1, label=f"epoch {e}" if e in (epochs[0], epochs[-1]) else None)
+            ax.semilogy(
+                np.arange(1, len(s) + 1),
+                np.maximum(s / s[0], 1e-12),
+                color=cmap(epochs.index(e) / max(1, len(epochs) - 1)),
+                lw=1,
+                label=f"epoch {e}" if e in (epochs[0], epochs[-1]) else None,
+            )
         ax.set_title(" ".join(map(str, keys if isinstance(keys, tuple) else (keys,))), fontsize=9)
         ax.set_xlabel("rank k")
         ax.legend(fontsize=7)
@@ -66,7 +71,9 @@ def plot_models(models: pd.DataFrame, metric: str = "entropy", target: str = "lp
             ax.scatter(g[target], g[metric], label=family, s=30)
             for _, r in g.iterrows():
                 ax.annotate(r.model, (r[target], r[metric]), fontsize=6, xytext=(3, 3), textcoords="offset points")
-        ax.set(xlabel="LP accuracy" if target == "lp_acc" else target, ylabel=METRIC_LABELS.get(metric, metric), title=d)
+        ax.set(
+            xlabel="LP accuracy" if target == "lp_acc" else target, ylabel=METRIC_LABELS.get(metric, metric), title=d
+        )
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -13,10 +13,8 @@ from tqdm.auto import tqdm
 
 from benthic import io
 from benthic.monitoring.config import MonitorConfig
+from benthic.monitoring.milestones import embed_images, evaluate_milestone, evaluate_run
 from benthic.scales import Registry, Settings
-from benthic.monitoring.milestones import embed_images
-from benthic.monitoring.milestones import evaluate_milestone
-from benthic.monitoring.milestones import evaluate_run
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ def take_stratified(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> t
 def methods_for(scale: str, methods: str) -> list[str]:
     """The comma-separated SSL methods evaluated at `scale` (smoke keeps the first only)."""
     names = [m.strip() for m in methods.split(",") if m.strip()]
-    return names[:SSL_RUNS.get(scale).max_methods]
+    return names[: SSL_RUNS.get(scale).max_methods]
 
 
 def results_paths(dataset: str, kind: str = "ssl") -> tuple[Path, Path]:
@@ -122,8 +120,9 @@ def load_results(dataset: str, kind: str = "ssl") -> tuple[pd.DataFrame, pd.Data
     return table, spectra
 
 
-def monitor_ssl_runs(scale: str, methods: list[str], dataset: str = "cifar10", device=None,
-                     use_committed: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+def monitor_ssl_runs(
+    scale: str, methods: list[str], dataset: str = "cifar10", device=None, use_committed: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """Table I data for one dataset: every milestone of every method evaluated (metrics + LP + kNN).
     Paper scale reads committed results/monitoring files when present (else trains and evaluates, and
     writes them). Returns (table, spectra, a sentence saying where the numbers come from)."""
@@ -149,9 +148,20 @@ def monitor_ssl_runs(scale: str, methods: list[str], dataset: str = "cifar10", d
         paths = train_milestones(ssl_config)
         train_x, train_y = load_cifar(dataset, "train")
         train_x, train_y = take_stratified(train_x, train_y, ssl_config.train_subset, ssl_config.seed)
-        t, s = evaluate_run(paths, test_x, test_y, int(test_y.max()) + 1, lp=True, knn=True,
-                            train_images=train_x, train_labels=train_y, config=config, device=device,
-                            meta={"method": method, "dataset": dataset}, cache_dir=runs_dir(scale) / RESULTS_SUBDIR)
+        t, s = evaluate_run(
+            paths,
+            test_x,
+            test_y,
+            int(test_y.max()) + 1,
+            lp=True,
+            knn=True,
+            train_images=train_x,
+            train_labels=train_y,
+            config=config,
+            device=device,
+            meta={"method": method, "dataset": dataset},
+            cache_dir=runs_dir(scale) / RESULTS_SUBDIR,
+        )
         tables.append(t)
         spectra.append(s)
     table, spectra_df = pd.concat(tables, ignore_index=True), pd.concat(spectra, ignore_index=True)
@@ -160,16 +170,17 @@ def monitor_ssl_runs(scale: str, methods: list[str], dataset: str = "cifar10", d
     return table, spectra_df, f"computed now at scale {scale!r} on {len(test_x)} test images"
 
 
-def evaluate_imagenet_models(scale: str, dataset: str = "cifar10", models: list[str] | None = None,
-                             device=None) -> pd.DataFrame:
+def evaluate_imagenet_models(
+    scale: str, dataset: str = "cifar10", models: list[str] | None = None, device=None
+) -> pd.DataFrame:
     """Table II data: each available ImageNet model as a frozen encoder on CIFAR upscaled to its
     resolution (batch 48), metrics with bin width 0.8 sigma and probe lr 0.003; embeddings cached."""
     from benthic.data.cifar import load_cifar
-    from benthic.paths import runs_dir
     from benthic.models.pretrained import available_imagenet_models, load_imagenet_encoder, model_family
+    from benthic.paths import runs_dir
 
     settings = IMAGENET_RUNS.get(scale)
-    names = models if models is not None else available_imagenet_models()[:settings.max_models]
+    names = models if models is not None else available_imagenet_models()[: settings.max_models]
     config = MonitorConfig(bin_width=0.8, probe=settings.probe, probe_lr=0.003, batch_size=48)
     test_x, test_y = take_stratified(*load_cifar(dataset, "test"), settings.n_test, 0)
     train_x, train_y = take_stratified(*load_cifar(dataset, "train"), settings.n_train, 0)
@@ -178,20 +189,41 @@ def evaluate_imagenet_models(scale: str, dataset: str = "cifar10", models: list[
     for name in tqdm(names, desc="ImageNet models"):
         encoder, size, mean, std = load_imagenet_encoder(name)
         if config.probe == "paper":  # the paper's probe trains on augmented images: embeds them itself
-            row = evaluate_milestone(encoder, test_x, test_y, lp=True, knn=True, train_images=train_x,
-                                     train_labels=train_y, config=config, device=device)
+            row = evaluate_milestone(
+                encoder,
+                test_x,
+                test_y,
+                lp=True,
+                knn=True,
+                train_images=train_x,
+                train_labels=train_y,
+                config=config,
+                device=device,
+            )
         else:
-            z_test, z_train = (_cached_embeddings(cache, name, dataset, split, x, encoder, config, device)
-                               for split, x in (("test", test_x), ("train", train_x)))
-            row = evaluate_milestone(z_test, labels=test_y, lp=True, knn=True, train_images=z_train,
-                                     train_labels=train_y, config=config)
-        rows.append({"model": name, "family": model_family(name), "dataset": dataset, "input_size": size,
-                     "feature_dim": encoder.feature_dim, **row})
+            z_test, z_train = (
+                _cached_embeddings(cache, name, dataset, split, x, encoder, config, device)
+                for split, x in (("test", test_x), ("train", train_x))
+            )
+            row = evaluate_milestone(
+                z_test, labels=test_y, lp=True, knn=True, train_images=z_train, train_labels=train_y, config=config
+            )
+        rows.append(
+            {
+                "model": name,
+                "family": model_family(name),
+                "dataset": dataset,
+                "input_size": size,
+                "feature_dim": encoder.feature_dim,
+                **row,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def _cached_embeddings(cache: Path, name: str, dataset: str, split: str, images: np.ndarray, encoder,
-                       config: MonitorConfig, device) -> np.ndarray:
+def _cached_embeddings(
+    cache: Path, name: str, dataset: str, split: str, images: np.ndarray, encoder, config: MonitorConfig, device
+) -> np.ndarray:
     digest = hashlib.sha1(np.ascontiguousarray(images).tobytes()).hexdigest()[:10]
     path = cache / f"{name}-{dataset}-{split}-{len(images)}-{digest}.npy"
     if path.exists():
@@ -229,5 +261,14 @@ def missing_imagenet_models() -> pd.DataFrame:
     from benthic.models.pretrained import TORCHVISION_MODELS, available_imagenet_models, torchvision_weight_file
 
     have = set(available_imagenet_models())
-    return pd.DataFrame([{"model": n, "weight_file": torchvision_weight_file(n).name,
-                          "folder": str(torchvision_weight_file(n).parent)} for n in TORCHVISION_MODELS if n not in have])
+    return pd.DataFrame(
+        [
+            {
+                "model": n,
+                "weight_file": torchvision_weight_file(n).name,
+                "folder": str(torchvision_weight_file(n).parent),
+            }
+            for n in TORCHVISION_MODELS
+            if n not in have
+        ]
+    )

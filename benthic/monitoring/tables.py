@@ -3,15 +3,11 @@ the paper's values, and the milestones that are outliers."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from benthic.monitoring.config import ALL_METRICS
-from benthic.monitoring.config import LABEL_BASED
-from benthic.monitoring.config import METRIC_LABELS
-from benthic.monitoring.config import SIGNIFICANCE
+from benthic.monitoring.config import ALL_METRICS, LABEL_BASED, METRIC_LABELS, SIGNIFICANCE
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> tuple[float, float, str]:
@@ -28,14 +24,23 @@ def pearson(x: np.ndarray, y: np.ndarray) -> tuple[float, float, str]:
     return float(res.statistic), float(res.pvalue), note
 
 
-def pearson_table(df: pd.DataFrame, metrics_: tuple[str, ...] = ALL_METRICS, target: str = "lp_acc",
-                  group_cols: tuple[str, ...] = ("method", "dataset"), with_init: bool | None = None,
-                  epoch_col: str = "epoch", init_epoch: int = 0) -> pd.DataFrame:
+def pearson_table(
+    df: pd.DataFrame,
+    metrics_: tuple[str, ...] = ALL_METRICS,
+    target: str = "lp_acc",
+    group_cols: tuple[str, ...] = ("method", "dataset"),
+    with_init: bool | None = None,
+    epoch_col: str = "epoch",
+    init_epoch: int = 0,
+) -> pd.DataFrame:
     """Long table of Pearson r and p between each metric and `target` across milestones, per group,
     with the init milestone ('w/ init') and without it ('w/o init'); with_init picks one, None both.
     Without an epoch column (pretrained models) there is one correlation per group, init '-'."""
-    variants = [("-", None)] if epoch_col not in df else \
-        [v for v in (("w/ init", True), ("w/o init", False)) if with_init is None or v[1] == with_init]
+    variants = (
+        [("-", None)]
+        if epoch_col not in df
+        else [v for v in (("w/ init", True), ("w/o init", False)) if with_init is None or v[1] == with_init]
+    )
     rows = []
     for keys, group in df.groupby(list(group_cols), sort=False):
         keys = keys if isinstance(keys, tuple) else (keys,)
@@ -45,9 +50,18 @@ def pearson_table(df: pd.DataFrame, metrics_: tuple[str, ...] = ALL_METRICS, tar
                 if m not in g:
                     continue
                 r, p, note = pearson(g[m], g[target])
-                rows.append({**dict(zip(group_cols, keys)), "metric": m, "init": label, "r": r, "p": p,
-                             "n": int(np.isfinite(g[m].astype(float)).sum()), "significant": bool(p < SIGNIFICANCE),
-                             "note": note})
+                rows.append(
+                    {
+                        **dict(zip(group_cols, keys)),
+                        "metric": m,
+                        "init": label,
+                        "r": r,
+                        "p": p,
+                        "n": int(np.isfinite(g[m].astype(float)).sum()),
+                        "significant": bool(p < SIGNIFICANCE),
+                        "note": note,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -61,6 +75,7 @@ def category(r: float, p: float) -> str:
 def wide_pearson(long: pd.DataFrame, group_cols: tuple[str, ...] = ("method", "dataset")) -> pd.DataFrame:
     """Table I/II layout for Markdown/CSV: one row per metric, one column per group and init; cells
     'r' when significant, '(r)' when not (grey in the figure), 'n/a' when undefined (see notes)."""
+
     def cell(r, p):
         if not np.isfinite(r):
             return "n/a"
@@ -75,8 +90,12 @@ def wide_pearson(long: pd.DataFrame, group_cols: tuple[str, ...] = ("method", "d
     return table
 
 
-def render_pearson_table(long: pd.DataFrame, group_cols: tuple[str, ...] = ("method", "dataset"),
-                         title: str = "", paper: pd.DataFrame | None = None):
+def render_pearson_table(
+    long: pd.DataFrame,
+    group_cols: tuple[str, ...] = ("method", "dataset"),
+    title: str = "",
+    paper: pd.DataFrame | None = None,
+):
     """Figure in the paper's style: grey = not significant (p >= 0.05), black = positive, red = negative.
     With `paper` (same layout), the paper's r is printed small under ours, coloured the same way."""
     import matplotlib.pyplot as plt
@@ -96,19 +115,41 @@ def render_pearson_table(long: pd.DataFrame, group_cols: tuple[str, ...] = ("met
             ax.text(j + 0.5, -0.45, col[-1], ha="center", va="center", fontsize=7, style="italic")
     keys = list(group_cols) + ["init", "metric"]
     ours = {tuple(k): (r, p) for *k, r, p in long[keys + ["r", "p"]].itertuples(index=False)}
-    theirs = {} if paper is None else {tuple(k): (r, p) for *k, r, p in paper[keys + ["r", "p"]].itertuples(index=False)}
+    theirs = (
+        {} if paper is None else {tuple(k): (r, p) for *k, r, p in paper[keys + ["r", "p"]].itertuples(index=False)}
+    )
     for i, m in enumerate(metric_order):
-        ax.text(-2.7, i + 0.5, METRIC_LABELS.get(m, m) + ("" if m in LABEL_BASED else "  (label-free)"),
-                ha="left", va="center", fontsize=8)
+        ax.text(
+            -2.7,
+            i + 0.5,
+            METRIC_LABELS.get(m, m) + ("" if m in LABEL_BASED else "  (label-free)"),
+            ha="left",
+            va="center",
+            fontsize=8,
+        )
         for j, col in enumerate(columns):
             if (*col, m) in ours:
                 r, p = ours[(*col, m)]
-                ax.text(j + 0.5, i + 0.4, "n/a" if not np.isfinite(r) else f"{r:.2f}", ha="center", va="center",
-                        fontsize=9, color=colours[category(r, p)])
+                ax.text(
+                    j + 0.5,
+                    i + 0.4,
+                    "n/a" if not np.isfinite(r) else f"{r:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color=colours[category(r, p)],
+                )
             if (*col, m) in theirs:
                 pr, pp = theirs[(*col, m)]
-                ax.text(j + 0.5, i + 0.8, f"paper {pr:.2f}", ha="center", va="center", fontsize=6,
-                        color=colours[category(pr, pp)])
+                ax.text(
+                    j + 0.5,
+                    i + 0.8,
+                    f"paper {pr:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color=colours[category(pr, pp)],
+                )
     ax.axhline(-0.1, color="black", lw=0.6)
     if title:
         ax.set_title(title, fontsize=9)
@@ -126,15 +167,21 @@ def compare_with_paper(ours: pd.DataFrame, paper: pd.DataFrame, group_col: str =
     sig_ours = merged.p < SIGNIFICANCE
     sig_paper = merged.p_derived < SIGNIFICANCE
     merged["significance_agree"] = sig_ours == sig_paper
-    merged["colour_agree"] = [category(a, b) == category(c, d) for a, b, c, d in
-                              zip(merged.r_ours, merged.p, merged.r_paper, merged.p_derived)]
+    merged["colour_agree"] = [
+        category(a, b) == category(c, d)
+        for a, b, c, d in zip(merged.r_ours, merged.p, merged.r_paper, merged.p_derived)
+    ]
     return merged.rename(columns={group_col: "group"})
 
 
 def agreement_counts(comparison: pd.DataFrame) -> dict:
     """How many compared cells agree in sign, significance and colour, out of how many."""
-    return {"cells": int(len(comparison)), "sign": int(comparison.sign_agree.sum()),
-            "significance": int(comparison.significance_agree.sum()), "colour": int(comparison.colour_agree.sum())}
+    return {
+        "cells": int(len(comparison)),
+        "sign": int(comparison.sign_agree.sum()),
+        "significance": int(comparison.significance_agree.sum()),
+        "colour": int(comparison.colour_agree.sum()),
+    }
 
 
 def outlier_milestones(df: pd.DataFrame, min_outliers: int = 1) -> pd.DataFrame:
@@ -145,6 +192,7 @@ def outlier_milestones(df: pd.DataFrame, min_outliers: int = 1) -> pd.DataFrame:
 def table_ii(models: pd.DataFrame, metrics_: tuple[str, ...] = ALL_METRICS) -> pd.DataFrame:
     """Pearson r/p of each metric with LP accuracy across models within each family and overall."""
     within = pearson_table(models, metrics_, group_cols=("family", "dataset"), epoch_col="__none__")
-    overall = pearson_table(models.assign(family="Overall"), metrics_, group_cols=("family", "dataset"),
-                            epoch_col="__none__")
+    overall = pearson_table(
+        models.assign(family="Overall"), metrics_, group_cols=("family", "dataset"), epoch_col="__none__"
+    )
     return pd.concat([within, overall], ignore_index=True)

@@ -16,6 +16,23 @@ from benthic.ssl.trainer import (
     train_milestones,
 )
 
-__all__ = ["PRESETS", "METHOD_NAMES", "PAPER_METHODS", "SSLConfig", "get_config", "METHODS", "MethodSpec",
-           "method_spec", "methods_help", "build_method", "embed", "epoch_order", "load_encoder", "milestone_epoch", "milestone_path",
-           "read_milestone", "run_dir", "train_milestones"]
+__all__ = [
+    "PRESETS",
+    "METHOD_NAMES",
+    "PAPER_METHODS",
+    "SSLConfig",
+    "get_config",
+    "METHODS",
+    "MethodSpec",
+    "method_spec",
+    "methods_help",
+    "build_method",
+    "embed",
+    "epoch_order",
+    "load_encoder",
+    "milestone_epoch",
+    "milestone_path",
+    "read_milestone",
+    "run_dir",
+    "train_milestones",
+]

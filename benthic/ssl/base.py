@@ -73,7 +73,7 @@ class DistributedBatchNorm(nn.modules.batchnorm._BatchNorm):
         stats = all_reduce(stats)
         c = x.shape[1]
         n = stats[-1]
-        mean, var = stats[:c] / n, stats[c:2 * c] / n - (stats[:c] / n) ** 2
+        mean, var = stats[:c] / n, stats[c : 2 * c] / n - (stats[:c] / n) ** 2
         if self.track_running_stats and self.running_mean is not None:
             with torch.no_grad():
                 m = self.momentum if self.momentum is not None else 0.1
@@ -94,8 +94,9 @@ def convert_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
     out = module
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, DistributedBatchNorm):
-        out = DistributedBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                                   module.track_running_stats)
+        out = DistributedBatchNorm(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
+        )
         out.load_state_dict(module.state_dict())
         for new, old in zip(out.parameters(), module.parameters()):  # keep momentum encoders frozen
             new.requires_grad_(old.requires_grad)

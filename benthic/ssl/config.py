@@ -67,7 +67,7 @@ class SSLConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SSLConfig":
+    def from_dict(cls, d: dict) -> SSLConfig:
         """Inverse of to_dict; ignores unknown keys written by other versions."""
         names = {f.name for f in fields(cls)}
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names}
@@ -103,11 +103,36 @@ PRESETS: Registry[SSLPreset] = Registry("ssl", SSLPreset)
 # quick: 2-core CPU budget (about a minute per method in notebook 01): small CNN on 16 px views of a
 # 5 000-image stratified CIFAR subset, 16 epochs; dense early milestones. See notebooks/01.
 QUICK_MILESTONES = (0, 1, 2, 3, 4, 6, 9, 12, 16)
-PRESETS.register("smoke", SSLPreset(SSLConfig(backbone="small_cnn", epochs=2, milestones=(0, 1, 2), batch_size=128,
-                                              head_width=64, image_size=8, train_subset=512, scale="smoke")))
-PRESETS.register("quick", SSLPreset(SSLConfig(backbone="small_cnn", epochs=16, milestones=QUICK_MILESTONES,
-                                              batch_size=256, head_width=512, image_size=16, train_subset=5_000,
-                                              scale="quick")))
+PRESETS.register(
+    "smoke",
+    SSLPreset(
+        SSLConfig(
+            backbone="small_cnn",
+            epochs=2,
+            milestones=(0, 1, 2),
+            batch_size=128,
+            head_width=64,
+            image_size=8,
+            train_subset=512,
+            scale="smoke",
+        )
+    ),
+)
+PRESETS.register(
+    "quick",
+    SSLPreset(
+        SSLConfig(
+            backbone="small_cnn",
+            epochs=16,
+            milestones=QUICK_MILESTONES,
+            batch_size=256,
+            head_width=512,
+            image_size=16,
+            train_subset=5_000,
+            scale="quick",
+        )
+    ),
+)
 PRESETS.register("paper", SSLPreset(SSLConfig(milestone_every=20, scale="paper"), paper_epochs=True))
 
 

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-
 @dataclass(frozen=True)
 class KNNScale(Settings):
     """The kNN monitor at one scale: test images (None = the whole test split; the bank is the SSL training
@@ -46,8 +45,9 @@ KNN.register("quick", KNNScale(n_test=5000, precision="bf16"))
 KNN.register("paper", KNNScale(n_test=None, precision="fp32"))
 
 
-def knn_milestones(config: SSLConfig, paths: list[Path], k: int = 200, temperature: float = 0.1,
-                   device: str | None = None) -> pd.DataFrame:
+def knn_milestones(
+    config: SSLConfig, paths: list[Path], k: int = 200, temperature: float = 0.1, device: str | None = None
+) -> pd.DataFrame:
     """One row per milestone: method, epoch, the epoch's mean SSL loss (NaN at init) and kNN top-1 on the
     test split, with the config's training images (labels used only here) as the kNN bank."""
     from benthic.data.cifar import load_cifar, stratified_subset
@@ -68,11 +68,25 @@ def knn_milestones(config: SSLConfig, paths: list[Path], k: int = 200, temperatu
         encoder = load_encoder(path)
         epoch = milestone_epoch(path)
         prec = settings.precision
-        acc = knn_accuracy(embed(encoder, train_x, device=device, precision=prec), train_y,
-                           embed(encoder, test_x, device=device, precision=prec), test_y, k=k, temperature=temperature)
-        rows.append({"method": config.method, "dataset": config.dataset, "backbone": config.backbone, "epoch": epoch,
-                     "ssl_loss": history[epoch]["loss"] if epoch in history else np.nan, "knn_top1": acc,
-                     "milestone": str(path)})
+        acc = knn_accuracy(
+            embed(encoder, train_x, device=device, precision=prec),
+            train_y,
+            embed(encoder, test_x, device=device, precision=prec),
+            test_y,
+            k=k,
+            temperature=temperature,
+        )
+        rows.append(
+            {
+                "method": config.method,
+                "dataset": config.dataset,
+                "backbone": config.backbone,
+                "epoch": epoch,
+                "ssl_loss": history[epoch]["loss"] if epoch in history else np.nan,
+                "knn_top1": acc,
+                "milestone": str(path),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -89,12 +103,20 @@ def _records(df: pd.DataFrame) -> list[dict]:
     return clean.where(clean.notna(), None).to_dict(orient="records")
 
 
-def save_results(table: pd.DataFrame, configs: dict[str, SSLConfig], path: str | os.PathLike,
-                 command: str | None = None, history: pd.DataFrame | None = None) -> Path:
+def save_results(
+    table: pd.DataFrame,
+    configs: dict[str, SSLConfig],
+    path: str | os.PathLike,
+    command: str | None = None,
+    history: pd.DataFrame | None = None,
+) -> Path:
     """Write per-milestone results with the configs and provenance as JSON (results/ssl/...), and the
     per-epoch training record (`loss_history` rows) when given, so the loss figure renders from the file."""
-    data = {"provenance": provenance(command), "configs": {m: c.to_dict() for m, c in configs.items()},
-            "milestones": _records(table.drop(columns=["milestone"], errors="ignore"))}
+    data = {
+        "provenance": provenance(command),
+        "configs": {m: c.to_dict() for m, c in configs.items()},
+        "milestones": _records(table.drop(columns=["milestone"], errors="ignore")),
+    }
     if history is not None:
         data["history"] = _records(history)
     return io.write_json(path, data)
@@ -116,8 +138,10 @@ class SSLResults:
         p, where = self.provenance, self.path
         if where.resolve().is_relative_to(paths.ROOT):
             where = where.resolve().relative_to(paths.ROOT)
-        return (f"Rendered from {where} (not trained here): produced by `{p.get('command', '?')}` at commit "
-                f"{str(p.get('commit', '?'))[:10]} on {p.get('device', '?')}, {p.get('date', '?')}.")
+        return (
+            f"Rendered from {where} (not trained here): produced by `{p.get('command', '?')}` at commit "
+            f"{str(p.get('commit', '?'))[:10]} on {p.get('device', '?')}, {p.get('date', '?')}."
+        )
 
     def loss_curve(self) -> pd.DataFrame:
         """Per-epoch loss (method, epoch, loss, ...); for files without a history, each milestone's epoch loss."""
@@ -126,18 +150,25 @@ class SSLResults:
         rows = self.milestones.dropna(subset=["ssl_loss"])
         return rows[["method", "epoch", "ssl_loss"]].rename(columns={"ssl_loss": "loss"}).reset_index(drop=True)
 
-    def only(self, methods: list[str]) -> "SSLResults":
+    def only(self, methods: list[str]) -> SSLResults:
         """The same results restricted to `methods` (configs in that order); ValueError naming any the file lacks."""
         missing = [m for m in methods if m not in self.configs]
         if missing:
-            raise ValueError(f"{self.path} has no results for {', '.join(missing)} (it has "
-                             f"{', '.join(self.configs)}): drop them from methods, or set use_committed=False to train")
+            raise ValueError(
+                f"{self.path} has no results for {', '.join(missing)} (it has "
+                f"{', '.join(self.configs)}): drop them from methods, or set use_committed=False to train"
+            )
 
         def keep(df: pd.DataFrame) -> pd.DataFrame:
             return df[df["method"].isin(methods)].reset_index(drop=True)
 
-        return SSLResults(self.path, self.provenance, {m: self.configs[m] for m in methods}, keep(self.milestones),
-                          None if self.history is None else keep(self.history))
+        return SSLResults(
+            self.path,
+            self.provenance,
+            {m: self.configs[m] for m in methods},
+            keep(self.milestones),
+            None if self.history is None else keep(self.history),
+        )
 
 
 MILESTONE_COLUMNS = ("method", "dataset", "backbone", "epoch", "ssl_loss", "knn_top1")
@@ -161,8 +192,9 @@ def load_results(path: str | os.PathLike) -> SSLResults:
     history = None
     if "history" in data:
         history = _ordered(pd.DataFrame(data["history"]).astype({"loss": float}), HISTORY_COLUMNS)
-    return SSLResults(path, data["provenance"], {m: SSLConfig.from_dict(c) for m, c in data["configs"].items()},
-                      milestones, history)
+    return SSLResults(
+        path, data["provenance"], {m: SSLConfig.from_dict(c) for m, c in data["configs"].items()}, milestones, history
+    )
 
 
 def paper_results_path(dataset: str) -> Path:
@@ -170,8 +202,9 @@ def paper_results_path(dataset: str) -> Path:
     return paths.RESULTS_DIR / "ssl" / f"paper_{dataset}.json"
 
 
-def results_to_render(scale: str, dataset: str, methods: list[str], use_committed: bool = True,
-                      path: str | os.PathLike | None = None) -> SSLResults | None:
+def results_to_render(
+    scale: str, dataset: str, methods: list[str], use_committed: bool = True, path: str | os.PathLike | None = None
+) -> SSLResults | None:
     """What notebook 01 renders instead of training: `path` when given, else at the paper scale the committed
     results/ssl/paper_<dataset>.json when present (and use_committed); None means train."""
     if not path:
@@ -181,7 +214,7 @@ def results_to_render(scale: str, dataset: str, methods: list[str], use_committe
     return load_results(path).only(methods)
 
 
-def plot_loss(history: pd.DataFrame) -> "Figure":
+def plot_loss(history: pd.DataFrame) -> Figure:
     """One panel per method: SSL loss against epoch (each method's own loss, so scales differ)."""
     import matplotlib.pyplot as plt
 
@@ -194,7 +227,7 @@ def plot_loss(history: pd.DataFrame) -> "Figure":
     return fig
 
 
-def plot_knn(table: pd.DataFrame, title: str) -> "Figure":
+def plot_knn(table: pd.DataFrame, title: str) -> Figure:
     """kNN top-1 on the test split against milestone epoch, one line per method."""
     import matplotlib.pyplot as plt
 

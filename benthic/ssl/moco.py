@@ -31,8 +31,9 @@ class MoCoV2(SSLMethod):
     queue_size = 4096
     momentum = 0.99
 
-    def __init__(self, backbone: nn.Module, width: int | None = None, out_dim: int = 128,
-                 queue_size: int | None = None):
+    def __init__(
+        self, backbone: nn.Module, width: int | None = None, out_dim: int = 128, queue_size: int | None = None
+    ):
         super().__init__(backbone)
         self.projection = MoCoProjectionHead(backbone.feature_dim, width or self.width, out_dim)
         self.backbone_momentum = copy.deepcopy(backbone)

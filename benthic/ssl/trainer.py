@@ -9,10 +9,10 @@ import os
 import random
 import re
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -58,8 +58,9 @@ def milestone_epoch(path: str | os.PathLike) -> int:
 def load_training_images(config: SSLConfig) -> np.ndarray:
     """uint8 (N, H, W, 3) training images of `config.dataset` (train split, stratified subset if asked)."""
     if config.dataset not in ("cifar10", "cifar100"):
-        raise ValueError(f"unknown SSL dataset {config.dataset!r}: choose cifar10 or cifar100, "
-                         "or pass images= to train_milestones")
+        raise ValueError(
+            f"unknown SSL dataset {config.dataset!r}: choose cifar10 or cifar100, or pass images= to train_milestones"
+        )
     from benthic.data.cifar import load_cifar, stratified_subset
 
     images, labels = load_cifar(config.dataset, "train")
@@ -82,11 +83,16 @@ def make_optimizer(method: SSLMethod, config: SSLConfig, steps_per_epoch: int):
     to be stepped once per batch over the whole run (not per epoch)."""
     lr = config.lr if config.lr is not None else method.lr
     wd = config.weight_decay if config.weight_decay is not None else method.weight_decay
-    optimizer = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=lr,
-                                momentum=config.momentum_range[1], weight_decay=wd)
+    optimizer = torch.optim.SGD(
+        [p for p in method.parameters() if p.requires_grad], lr=lr, momentum=config.momentum_range[1], weight_decay=wd
+    )
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=steps_per_epoch * config.epochs, base_momentum=config.momentum_range[0],
-        max_momentum=config.momentum_range[1])
+        optimizer,
+        max_lr=lr,
+        total_steps=steps_per_epoch * config.epochs,
+        base_momentum=config.momentum_range[0],
+        max_momentum=config.momentum_range[1],
+    )
     return optimizer, scheduler
 
 
@@ -97,13 +103,29 @@ def _rng_state(device: torch.device) -> dict:
     return state
 
 
-def _save(path: Path, config: SSLConfig, method: SSLMethod, optimizer, scheduler, epoch: int,
-          history: list[dict], device: torch.device) -> None:
-    io.torch_save({
-        "format": CHECKPOINT_FORMAT, "config": config.to_dict(), "epoch": epoch,
-        "model": method.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "rng": _rng_state(device), "history": history,
-    }, path)
+def _save(
+    path: Path,
+    config: SSLConfig,
+    method: SSLMethod,
+    optimizer,
+    scheduler,
+    epoch: int,
+    history: list[dict],
+    device: torch.device,
+) -> None:
+    io.torch_save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "config": config.to_dict(),
+            "epoch": epoch,
+            "model": method.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": _rng_state(device),
+            "history": history,
+        },
+        path,
+    )
 
 
 def _init_distributed(device: torch.device) -> tuple[int, int]:
@@ -132,8 +154,12 @@ def _fingerprint(images: np.ndarray) -> str:
 OnMilestone = Callable[[int, nn.Module], object]
 
 
-def train_milestones(config: SSLConfig, images: np.ndarray | None = None, stop_after: int | None = None,
-                     on_milestone: OnMilestone | None = None) -> list[Path]:
+def train_milestones(
+    config: SSLConfig,
+    images: np.ndarray | None = None,
+    stop_after: int | None = None,
+    on_milestone: OnMilestone | None = None,
+) -> list[Path]:
     """Train `config` and return its milestone files in epoch order. Idempotent: existing milestones are
     reused, and an interrupted run resumes from its last milestone with the same final result.
     images: train on these uint8 NHWC images instead of the config's dataset (tests, other data).
@@ -147,7 +173,9 @@ def train_milestones(config: SSLConfig, images: np.ndarray | None = None, stop_a
     epochs = config.milestone_epochs()
     paths = [milestone_path(config, e) for e in epochs]
     done = [p for p in paths if p.exists()]
-    finished = len(done) == len(paths) or (stop_after is not None and any(milestone_epoch(p) >= stop_after for p in done))
+    finished = len(done) == len(paths) or (
+        stop_after is not None and any(milestone_epoch(p) >= stop_after for p in done)
+    )
     device = _device(config)
     rank, world = (0, 1) if finished else _init_distributed(device)
     if on_milestone is not None and rank == 0:
@@ -185,15 +213,21 @@ def train_milestones(config: SSLConfig, images: np.ndarray | None = None, stop_a
 
     model: nn.Module = method
     if world > 1:
-        model = nn.parallel.DistributedDataParallel(method, device_ids=[device.index] if device.type == "cuda" else None)
+        model = nn.parallel.DistributedDataParallel(
+            method, device_ids=[device.index] if device.type == "cuda" else None
+        )
     step_fn = torch.compile(model) if config.compile else model
     aug = ViewAugmenter(view_config(config.augment, config.image_size), device, channels_last=config.channels_last)
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if config.precision == "bf16" else nullcontext())
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if config.precision == "bf16" else nullcontext()
     local = config.batch_size // world
     check_every = 1 if device.type == "cpu" else 25
     last_good = done[-1] if done else paths[0]
-    bar = tqdm(total=(config.epochs - start) * steps, disable=not config.progress or rank != 0,
-               desc=f"{config.method}", unit="step")
+    bar = tqdm(
+        total=(config.epochs - start) * steps,
+        disable=not config.progress or rank != 0,
+        desc=f"{config.method}",
+        unit="step",
+    )
     method.train()
     total = steps * config.epochs
     for epoch in range(start + 1, config.epochs + 1):
@@ -204,7 +238,7 @@ def train_milestones(config: SSLConfig, images: np.ndarray | None = None, stop_a
         loss_sum = torch.zeros((), device=device)
         t0 = time.perf_counter()
         for i, idx in enumerate(order):
-            batch = data_t[idx[rank * local:(rank + 1) * local].to(device)]
+            batch = data_t[idx[rank * local : (rank + 1) * local].to(device)]
             v1, v2 = aug(batch), aug(batch)
             with autocast:
                 loss = step_fn(v1, v2)
@@ -215,7 +249,8 @@ def train_milestones(config: SSLConfig, images: np.ndarray | None = None, stop_a
                     where = f"{loss.item()}" if world == 1 else f"on rank {bad}; {loss.item()} on rank {rank}"
                     raise FloatingPointError(
                         f"{config.method}: non-finite loss ({where}) at epoch {epoch}, step {i + 1}; training "
-                        f"stopped. Last good milestone: {last_good}. Lower the learning rate or use precision='fp32'.")
+                        f"stopped. Last good milestone: {last_good}. Lower the learning rate or use precision='fp32'."
+                    )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -231,8 +266,15 @@ def train_milestones(config: SSLConfig, images: np.ndarray | None = None, stop_a
         mean_loss = float(loss_sum) / steps
         if world > 1:
             mean_loss = float(gather_mean(mean_loss, device))
-        history.append({"epoch": epoch, "loss": mean_loss, "seconds": seconds,
-                        "views_per_s": 2 * config.batch_size * steps / seconds, "lr_last_batch": lr_used})
+        history.append(
+            {
+                "epoch": epoch,
+                "loss": mean_loss,
+                "seconds": seconds,
+                "views_per_s": 2 * config.batch_size * steps / seconds,
+                "lr_last_batch": lr_used,
+            }
+        )
         if epoch in epochs:
             if rank == 0:
                 _save(milestone_path(config, epoch), config, method, optimizer, scheduler, epoch, history, device)
@@ -255,8 +297,9 @@ def _nonfinite_ranks(finite: torch.Tensor, rank: int, world: int) -> list[int]:
     return flags.nonzero().flatten().tolist()
 
 
-def _notify(on_milestone: OnMilestone | None, epoch: int, method: SSLMethod, config: SSLConfig,
-            device: torch.device) -> None:
+def _notify(
+    on_milestone: OnMilestone | None, epoch: int, method: SSLMethod, config: SSLConfig, device: torch.device
+) -> None:
     """Call `on_milestone` with a frozen copy of the live encoder, leaving the training RNG untouched."""
     if on_milestone is None:
         return
@@ -310,13 +353,20 @@ def load_encoder(path: str | os.PathLike) -> nn.Module:
     config = SSLConfig.from_dict(ckpt["config"])
     encoder = build_backbone(config.backbone)
     prefix = "backbone."
-    encoder.load_state_dict({k[len(prefix):]: v for k, v in ckpt["model"].items() if k.startswith(prefix)})
+    encoder.load_state_dict({k[len(prefix) :]: v for k, v in ckpt["model"].items() if k.startswith(prefix)})
     return _frozen(encoder, config)
 
 
 @torch.no_grad()
-def embed(encoder: nn.Module, images: np.ndarray, mean=None, std=None, batch_size: int = 256,
-          device: str | torch.device | None = None, precision: str = "fp32") -> np.ndarray:
+def embed(
+    encoder: nn.Module,
+    images: np.ndarray,
+    mean=None,
+    std=None,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+) -> np.ndarray:
     """Features (N, D) float32 of uint8 NHWC `images` from a frozen encoder; mean/std default to the
     encoder's (`load_encoder` sets them), images are resized to `encoder.input_size` when it has one.
     precision="bf16": autocast + channels_last, ~2.5x faster on this CPU, features within ~0.5%."""
@@ -336,7 +386,7 @@ def embed(encoder: nn.Module, images: np.ndarray, mean=None, std=None, batch_siz
     out = []
     with autocast:
         for start in range(0, len(images), batch_size):
-            x = prepare(images[start:start + batch_size], mean, std, size, device).contiguous(memory_format=fmt)
+            x = prepare(images[start : start + batch_size], mean, std, size, device).contiguous(memory_format=fmt)
             out.append(encoder(x).float().cpu())
     encoder.train(was_training)
     if not out:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 from benthic.scales import Registry, Settings
 from benthic.transfer.core import TrainConfig
 
@@ -45,24 +44,55 @@ class TransferConfig(Settings):
         if min(self.image_size, self.ssl_size, self.ssl_epochs, self.ssl_batch, self.hml_hidden) < 1:
             raise ValueError("image sizes, SSL epochs and batch, and the HML hidden width must be positive")
         if not 0 <= self.hml_dropout < 1 or (self.max_tiles is not None and self.max_tiles < 1):
-            raise ValueError(f"need 0 <= hml_dropout < 1 and max_tiles >= 1 or None, got {self.hml_dropout}, "
-                             f"{self.max_tiles}")
+            raise ValueError(
+                f"need 0 <= hml_dropout < 1 and max_tiles >= 1 or None, got {self.hml_dropout}, {self.max_tiles}"
+            )
 
 
 PRESETS: Registry[TransferConfig] = Registry("transfer", TransferConfig)
 # seconds: tiny images, one seed, a couple of epochs, so the notebooks' code paths all run in tests
-PRESETS.register("smoke", TransferConfig(image_size=32, fractions=(0.25, 1.0), seeds=(0,), probe=TrainConfig(20, 1e-2, 1e-5, 256, False),
-                            finetune=TrainConfig(1, 1e-3, 1e-5, 32), finetune_fractions=(1.0,), finetune_seeds=(0,),
-                            hml=TrainConfig(5, 1e-3, 1e-5, 128, False), hml_hidden=64,
-                            ssl_backbone="small_cnn", ssl_epochs=1, ssl_size=32, ssl_batch=64, random_backbone="small_cnn",
-                            mixed_full_shares=(0.25,), mixed_seeds=(0,), max_tiles=200))
+PRESETS.register(
+    "smoke",
+    TransferConfig(
+        image_size=32,
+        fractions=(0.25, 1.0),
+        seeds=(0,),
+        probe=TrainConfig(20, 1e-2, 1e-5, 256, False),
+        finetune=TrainConfig(1, 1e-3, 1e-5, 32),
+        finetune_fractions=(1.0,),
+        finetune_seeds=(0,),
+        hml=TrainConfig(5, 1e-3, 1e-5, 128, False),
+        hml_hidden=64,
+        ssl_backbone="small_cnn",
+        ssl_epochs=1,
+        ssl_size=32,
+        ssl_batch=64,
+        random_backbone="small_cnn",
+        mixed_full_shares=(0.25,),
+        mixed_seeds=(0,),
+        max_tiles=200,
+    ),
+)
 # 2-core CPU, minutes: ImageNet model at 96 px, small CNNs (random / SSL) at 32 px, 3 seeds; fine-tuning
 # only at 10 and 100% of labels with one seed and 8 epochs; SSL 20 epochs on the ~1 000 reef tiles
-PRESETS.register("quick", TransferConfig(image_size=96, seeds=(0, 1, 2), probe=TrainConfig(150, 1e-2, 1e-4, 256, False),
-                            finetune=TrainConfig(8, 3e-4, 1e-5, 32), finetune_fractions=(0.1, 1.0), finetune_seeds=(0,),
-                            hml=TrainConfig(50, 1e-3, 1e-5, 128, False), hml_hidden=512,
-                            ssl_backbone="small_cnn", ssl_epochs=20, ssl_size=32, ssl_batch=128,
-                            random_backbone="small_cnn"))
+PRESETS.register(
+    "quick",
+    TransferConfig(
+        image_size=96,
+        seeds=(0, 1, 2),
+        probe=TrainConfig(150, 1e-2, 1e-4, 256, False),
+        finetune=TrainConfig(8, 3e-4, 1e-5, 32),
+        finetune_fractions=(0.1, 1.0),
+        finetune_seeds=(0,),
+        hml=TrainConfig(50, 1e-3, 1e-5, 128, False),
+        hml_hidden=512,
+        ssl_backbone="small_cnn",
+        ssl_epochs=20,
+        ssl_size=32,
+        ssl_batch=128,
+        random_backbone="small_cnn",
+    ),
+)
 # GPU: the papers' settings (HML head AdamW lr 3e-5, wd 1e-5, 100 epochs, batch 128; ResNet-50)
 PRESETS.register("paper", TransferConfig())
 

@@ -3,8 +3,8 @@ by `fit` on cached features (linear probe) or images (fine-tuning), and `predict
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -39,8 +39,11 @@ def random_dihedral(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Per-sample random symmetry of the square (horizontal/vertical flips and a transpose, so every
     90-degree rotation and mirror) of a square NCHW batch: fine-tuning's augmentation; lossless, no resampling."""
     n = x.shape[0]
-    flip_h, flip_v, rot = (torch.rand(n, generator=gen) < 0.5), (torch.rand(n, generator=gen) < 0.5), \
-        (torch.rand(n, generator=gen) < 0.5)
+    flip_h, flip_v, rot = (
+        (torch.rand(n, generator=gen) < 0.5),
+        (torch.rand(n, generator=gen) < 0.5),
+        (torch.rand(n, generator=gen) < 0.5),
+    )
     x = torch.where(flip_h.view(-1, 1, 1, 1).to(x.device), x.flip(3), x)
     x = torch.where(flip_v.view(-1, 1, 1, 1).to(x.device), x.flip(2), x)
     return torch.where(rot.view(-1, 1, 1, 1).to(x.device), x.transpose(2, 3), x)
@@ -63,9 +66,17 @@ def _inputs(model: Model, x, idx, device, size) -> torch.Tensor:
     return prepare(x[idx], model.encoder.mean, model.encoder.std, size, device)
 
 
-def fit(model: Model, x: np.ndarray, targets: Sequence[np.ndarray], loss_fn: Callable[..., torch.Tensor],
-        cfg: TrainConfig, seed: int, size: int | None = None, device: str | None = None,
-        progress: bool = False) -> Model:
+def fit(
+    model: Model,
+    x: np.ndarray,
+    targets: Sequence[np.ndarray],
+    loss_fn: Callable[..., torch.Tensor],
+    cfg: TrainConfig,
+    seed: int,
+    size: int | None = None,
+    device: str | None = None,
+    progress: bool = False,
+) -> Model:
     """Train `model` with AdamW on features (probe) or uint8 images (fine-tune, augmented when `cfg.augment`);
     `loss_fn(logits, *target_batches)`; batches drop nothing, BatchNorm sees batches of at least 2."""
     device = device or default_device()
@@ -79,7 +90,7 @@ def fit(model: Model, x: np.ndarray, targets: Sequence[np.ndarray], loss_fn: Cal
     for _ in tqdm(range(cfg.epochs), disable=not progress, desc="train", leave=False):
         order = torch.randperm(n, generator=gen).numpy()
         for start in range(0, n, bs):
-            idx = order[start:start + bs]
+            idx = order[start : start + bs]
             if len(idx) < 2:
                 continue
             xb = _inputs(model, x, idx, device, size)
@@ -93,13 +104,16 @@ def fit(model: Model, x: np.ndarray, targets: Sequence[np.ndarray], loss_fn: Cal
 
 
 @torch.no_grad()
-def predict(model: Model, x: np.ndarray, size: int | None = None, batch_size: int = 256,
-            device: str | None = None) -> np.ndarray:
+def predict(
+    model: Model, x: np.ndarray, size: int | None = None, batch_size: int = 256, device: str | None = None
+) -> np.ndarray:
     """Raw outputs (N, K) of a trained model on features or uint8 images."""
     device = device or default_device()
     model.to(device).eval()
-    out = [model(_inputs(model, x, np.arange(s, min(s + batch_size, len(x))), device, size)).float().cpu()
-           for s in range(0, len(x), batch_size)]
+    out = [
+        model(_inputs(model, x, np.arange(s, min(s + batch_size, len(x))), device, size)).float().cpu()
+        for s in range(0, len(x), batch_size)
+    ]
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,13 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-
-from benthic.transfer import config, core, encoders, onehot
 from benthic.scales import Registry, Settings
+from benthic.transfer import config, core, encoders, onehot
 from benthic.transfer.core import TrainConfig
-
-
-
 
 AUG_NAMES = ("rotation", "scaling", "flipping")
 
@@ -56,7 +52,8 @@ class CVConfig(Settings):
     ablation_size: int = 224
     ablation: TrainConfig = TrainConfig(epochs=30, lr=1e-4, batch_size=64, augment=False)
     ablation_arms: tuple[tuple[bool, bool, bool], ...] = tuple(
-        (r, s, f) for r in (False, True) for s in (False, True) for f in (False, True))
+        (r, s, f) for r in (False, True) for s in (False, True) for f in (False, True)
+    )
     timing_batches: tuple[int, ...] = (1, 64)
     timing_repeats: int = 10
 
@@ -69,25 +66,57 @@ class CVConfig(Settings):
             raise ValueError(f"each ablation arm switches {', '.join(AUG_NAMES)}: give one flag for each")
 
 
-_FIVE_ARMS = ((False, False, False), (True, False, False), (False, True, False), (False, False, True),
-              (True, True, True))
+_FIVE_ARMS = (
+    (False, False, False),
+    (True, False, False),
+    (False, True, False),
+    (False, False, True),
+    (True, True, True),
+)
 
 
 PRESETS: Registry[CVConfig] = Registry("crossval", CVConfig)
 # seconds: 3 folds of transfer's 200-tile smoke subset, one epoch, two ablation arms
-PRESETS.register("smoke", CVConfig(k=3, probe=TrainConfig(30, 1e-2, 1e-4, 256, False), finetune=TrainConfig(1, 1e-3, 1e-5, 64, False),
-                      vit_backbone="vit_tiny", vit_size=32, cnn_backbone="small_cnn", cnn_size=16,
-                      imagenet_finetune=False, ablation_model="small_cnn", ablation_size=16,
-                      ablation=TrainConfig(1, 1e-3, 1e-5, 64, False),
-                      ablation_arms=((False, False, False), (True, True, True)), timing_batches=(1, 8),
-                      timing_repeats=1))
+PRESETS.register(
+    "smoke",
+    CVConfig(
+        k=3,
+        probe=TrainConfig(30, 1e-2, 1e-4, 256, False),
+        finetune=TrainConfig(1, 1e-3, 1e-5, 64, False),
+        vit_backbone="vit_tiny",
+        vit_size=32,
+        cnn_backbone="small_cnn",
+        cnn_size=16,
+        imagenet_finetune=False,
+        ablation_model="small_cnn",
+        ablation_size=16,
+        ablation=TrainConfig(1, 1e-3, 1e-5, 64, False),
+        ablation_arms=((False, False, False), (True, True, True)),
+        timing_batches=(1, 8),
+        timing_repeats=1,
+    ),
+)
 # 2-core CPU, minutes: 5 folds; probes on notebook 04's cached features; small ViT (32 px) and CNN (16 px)
 # fine-tuned from scratch for a few epochs; ablation on the CNN at 16 px
-PRESETS.register("quick", CVConfig(k=5, probe=TrainConfig(150, 1e-2, 1e-4, 256, False), finetune=TrainConfig(3, 2e-3, 1e-5, 64, False),
-                      vit_backbone="vit_tiny", vit_size=32, cnn_backbone="small_cnn", cnn_size=16,
-                      imagenet_finetune=False, ablation_model="small_cnn", ablation_size=16,
-                      ablation=TrainConfig(3, 2e-3, 1e-5, 64, False), ablation_arms=_FIVE_ARMS,
-                      timing_batches=(1, 64), timing_repeats=5))
+PRESETS.register(
+    "quick",
+    CVConfig(
+        k=5,
+        probe=TrainConfig(150, 1e-2, 1e-4, 256, False),
+        finetune=TrainConfig(3, 2e-3, 1e-5, 64, False),
+        vit_backbone="vit_tiny",
+        vit_size=32,
+        cnn_backbone="small_cnn",
+        cnn_size=16,
+        imagenet_finetune=False,
+        ablation_model="small_cnn",
+        ablation_size=16,
+        ablation=TrainConfig(3, 2e-3, 1e-5, 64, False),
+        ablation_arms=_FIVE_ARMS,
+        timing_batches=(1, 64),
+        timing_repeats=5,
+    ),
+)
 # GPU: ViT-B/16 and ResNet-50 at 224 px, the SeaBot outline's fine-tuning budget (docs/methods.md#vit-transfer),
 # full 2^3 ablation on ViT-B/16
 PRESETS.register("paper", CVConfig())
@@ -119,8 +148,13 @@ def reef_task(scale: str) -> ReefTask:
     idx, y = onehot.condition_task(coral.labels, coral.label_names)
     specs = encoders.reef_encoders(coral.images, tcfg, scale)
     feats = encoders.encoder_features(specs, coral.images, scale)
-    return ReefTask(coral.images[idx], y.astype(np.int64), np.asarray(coral.photo_ids)[idx], specs,
-                    {k: z[idx] for k, z in feats.items()})
+    return ReefTask(
+        coral.images[idx],
+        y.astype(np.int64),
+        np.asarray(coral.photo_ids)[idx],
+        specs,
+        {k: z[idx] for k, z in feats.items()},
+    )
 
 
 def default_models(task: ReefTask, cfg: CVConfig) -> tuple[list[CVModel], dict[str, str]]:
@@ -128,8 +162,10 @@ def default_models(task: ReefTask, cfg: CVConfig) -> tuple[list[CVModel], dict[s
     ImageNet EfficientNet-Lite, in-domain SSL) and, where budgeted, the ImageNet model fine-tuned; plus the
     roles for transfer efficiency {"scratch": random-init probe, "reference": in-domain SSL probe}."""
     vit, cnn = cfg.vit_backbone, cfg.cnn_backbone
-    models = [CVModel(f"ViT {vit} scratch, fine-tune", {"kind": "random", "backbone": vit}, "fine-tune", cfg.vit_size),
-              CVModel(f"CNN {cnn} scratch, fine-tune", {"kind": "random", "backbone": cnn}, "fine-tune", cfg.cnn_size)]
+    models = [
+        CVModel(f"ViT {vit} scratch, fine-tune", {"kind": "random", "backbone": vit}, "fine-tune", cfg.vit_size),
+        CVModel(f"CNN {cnn} scratch, fine-tune", {"kind": "random", "backbone": cnn}, "fine-tune", cfg.cnn_size),
+    ]
     names = list(task.specs)
     for name, spec in task.specs.items():
         models.append(CVModel(f"{name}, probe", spec, "linear probe", int(spec.get("input_size") or 224)))
@@ -158,13 +194,24 @@ def fold_table(y: np.ndarray, groups: np.ndarray, folds: Sequence[tuple[np.ndarr
     rows = []
     for f, (tr, te) in enumerate(folds):
         share = {f"class {c} share": float(np.mean(y[te] == c)) for c in classes}
-        rows.append({"fold": f, "n_train": len(tr), "n_test": len(te), "test groups": len(np.unique(groups[te])),
-                     "shared groups": len(set(groups[tr]) & set(groups[te])), **share})
+        rows.append(
+            {
+                "fold": f,
+                "n_train": len(tr),
+                "n_test": len(te),
+                "test groups": len(np.unique(groups[te])),
+                "shared groups": len(set(groups[tr]) & set(groups[te])),
+                **share,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def cross_validate(runners: Mapping[str, Callable[[np.ndarray, np.ndarray, int], np.ndarray]], y: np.ndarray,
-                   folds: Sequence[tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
+def cross_validate(
+    runners: Mapping[str, Callable[[np.ndarray, np.ndarray, int], np.ndarray]],
+    y: np.ndarray,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> pd.DataFrame:
     """Fold scores per model: `runners[name](train_idx, test_idx, fold)` returns predicted classes for
     test_idx; one row per (model, fold) with accuracy and macro F1 (scikit-learn)."""
     y = np.asarray(y)
@@ -176,14 +223,29 @@ def cross_validate(runners: Mapping[str, Callable[[np.ndarray, np.ndarray, int],
         if pred.shape != te.shape:
             raise ValueError(f"model {name!r}, fold {fold}: {pred.shape} predictions for {len(te)} test items")
         m = onehot.onehot_metrics(y[te], pred)
-        rows.append({"model": name, "fold": fold, "n_train": len(tr), "n_test": len(te),
-                     "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]})
+        rows.append(
+            {
+                "model": name,
+                "fold": fold,
+                "n_train": len(tr),
+                "n_test": len(te),
+                "accuracy": m["accuracy"],
+                "macro_f1": m["macro_f1"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------------------------ augmentation
-def rotate_zoom_flip(x: torch.Tensor, gen: torch.Generator, rotation: bool, scaling: bool, flipping: bool,
-                  max_angle: float = 180.0, scale_range: tuple[float, float] = (0.8, 1.25)) -> torch.Tensor:
+def rotate_zoom_flip(
+    x: torch.Tensor,
+    gen: torch.Generator,
+    rotation: bool,
+    scaling: bool,
+    flipping: bool,
+    max_angle: float = 180.0,
+    scale_range: tuple[float, float] = (0.8, 1.25),
+) -> torch.Tensor:
     """Per-sample random rotation (uniform in +-max_angle), zoom (log-uniform in scale_range) and
     horizontal/vertical flips (p = 0.5 each) of an NCHW batch; reflection padding; identity when all off."""
     n = x.shape[0]
@@ -197,8 +259,9 @@ def rotate_zoom_flip(x: torch.Tensor, gen: torch.Generator, rotation: bool, scal
         lo, hi = (math.log(scale_range[0]), math.log(scale_range[1])) if scaling else (0.0, 0.0)
         zoom = torch.exp(lo + torch.rand(n, generator=gen) * (hi - lo))
         cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-        theta = torch.stack([torch.stack([cos, -sin, torch.zeros(n)], 1),
-                             torch.stack([sin, cos, torch.zeros(n)], 1)], 1).to(x.device, x.dtype)
+        theta = torch.stack(
+            [torch.stack([cos, -sin, torch.zeros(n)], 1), torch.stack([sin, cos, torch.zeros(n)], 1)], 1
+        ).to(x.device, x.dtype)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     return x
@@ -231,27 +294,46 @@ def arm_name(flags: Sequence[bool]) -> str:
 # -------------------------------------------------------------------------------------- runners
 def probe_runner(z: np.ndarray, y: np.ndarray, n_classes: int, cfg: TrainConfig, seed: int) -> Callable:
     """Linear probe on cached features z (N, D): train on train_idx, predict test_idx (seed + fold)."""
+
     def run(tr: np.ndarray, te: np.ndarray, fold: int) -> np.ndarray:
         model = onehot.train_onehot(z[tr], y[tr], n_classes, cfg, seed + fold)
         return core.predict(model, z[te]).argmax(1)
+
     return run
 
 
-def finetune_runner(spec: Mapping, images: np.ndarray, y: np.ndarray, n_classes: int, cfg: TrainConfig,
-                    size: int, seed: int, flags: Sequence[bool] = (True, True, True)) -> Callable:
+def finetune_runner(
+    spec: Mapping,
+    images: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    cfg: TrainConfig,
+    size: int,
+    seed: int,
+    flags: Sequence[bool] = (True, True, True),
+) -> Callable:
     """End-to-end fine-tuning of a fresh encoder from `spec` + linear head, augmented per `flags`
     (rotation, scaling, flipping) through benthic.transfer's training loop."""
+
     def run(tr: np.ndarray, te: np.ndarray, fold: int) -> np.ndarray:
         torch.manual_seed(seed + fold)
         encoder = Augmented(encoders.build_encoder(spec).requires_grad_(True), *flags, seed=seed + fold)
-        model = onehot.train_onehot(images[tr], y[tr], n_classes, replace(cfg, augment=False), seed + fold,
-                                      encoder, size)
+        model = onehot.train_onehot(
+            images[tr], y[tr], n_classes, replace(cfg, augment=False), seed + fold, encoder, size
+        )
         return core.predict(model, images[te], size, batch_size=64).argmax(1)
+
     return run
 
 
-def run_models(models: Sequence[CVModel], images: np.ndarray, y: np.ndarray, folds: Sequence, cfg: CVConfig,
-               features: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
+def run_models(
+    models: Sequence[CVModel],
+    images: np.ndarray,
+    y: np.ndarray,
+    folds: Sequence,
+    cfg: CVConfig,
+    features: Mapping[str, np.ndarray] | None = None,
+) -> pd.DataFrame:
     """Fold scores of every model on the same folds: probes on `features[spec name]` (cached frozen features,
     one row per image; the probe model's name is '<spec name>, probe'), fine-tunes on the images."""
     n_classes = int(y.max()) + 1
@@ -277,8 +359,10 @@ def augmentation_ablation(images: np.ndarray, y: np.ndarray, folds: Sequence, cf
     the same folds; one row per (arm, fold) with the three flags."""
     n_classes = int(y.max()) + 1
     spec, size = {"kind": "random", "backbone": cfg.ablation_model}, cfg.ablation_size
-    runners = {arm_name(a): finetune_runner(spec, images, y, n_classes, cfg.ablation, size, cfg.seed, a)
-               for a in cfg.ablation_arms}
+    runners = {
+        arm_name(a): finetune_runner(spec, images, y, n_classes, cfg.ablation, size, cfg.seed, a)
+        for a in cfg.ablation_arms
+    }
     out = cross_validate(runners, y, folds).rename(columns={"model": "arm"})
     flags = {arm_name(a): a for a in cfg.ablation_arms}
     for i, name in enumerate(AUG_NAMES):
@@ -288,8 +372,9 @@ def augmentation_ablation(images: np.ndarray, y: np.ndarray, folds: Sequence, cf
 
 # ------------------------------------------------------------------------------ inference time
 @torch.no_grad()
-def inference_time(model: nn.Module, size: int, batch_size: int, device: str = "cpu", warmup: int = 2,
-                   repeats: int = 5) -> float:
+def inference_time(
+    model: nn.Module, size: int, batch_size: int, device: str = "cpu", warmup: int = 2, repeats: int = 5
+) -> float:
     """Median seconds per image of model(x) for a random normalised (batch_size, 3, size, size) batch;
     `warmup` untimed passes first; CUDA synchronised around each timed pass."""
     model = model.to(device).eval()
@@ -308,7 +393,9 @@ def inference_time(model: nn.Module, size: int, batch_size: int, device: str = "
     return float(np.median(times)) / batch_size
 
 
-def timing_table(models: Sequence[CVModel], n_classes: int, cfg: CVConfig, devices: Sequence[str] | None = None) -> pd.DataFrame:
+def timing_table(
+    models: Sequence[CVModel], n_classes: int, cfg: CVConfig, devices: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Per model, device (CPU, and CUDA when present) and batch size: ms per image and images/s of
     encoder + linear head at the model's input size (weights do not change the time)."""
     devices = list(devices) if devices is not None else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -319,6 +406,7 @@ def timing_table(models: Sequence[CVModel], n_classes: int, cfg: CVConfig, devic
         for dev in devices:
             for bs in cfg.timing_batches:
                 s = inference_time(net, m.size, bs, dev, repeats=cfg.timing_repeats)
-                rows.append({"model": m.name, "device": dev, "batch_size": bs, "ms_per_image": 1e3 * s,
-                             "images_per_s": 1.0 / s})
+                rows.append(
+                    {"model": m.name, "device": dev, "batch_size": bs, "ms_per_image": 1e3 * s, "images_per_s": 1.0 / s}
+                )
     return pd.DataFrame(rows)

@@ -3,15 +3,12 @@ summary per model and the per-fold plot."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from benthic.transfer.results import summarize
-
-
-
 
 ALPHA = 0.05
 
@@ -31,8 +28,9 @@ def transfer_efficiency(pretrained: float, scratch: float, reference: float, eps
     return float((pretrained - scratch) / gap), ""
 
 
-def efficiency_table(scores: pd.DataFrame, scratch: str, reference: str, metric: str = "macro_f1",
-                     models: Sequence[str] | None = None) -> pd.DataFrame:
+def efficiency_table(
+    scores: pd.DataFrame, scratch: str, reference: str, metric: str = "macro_f1", models: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Transfer efficiency of `models` (default: every other model) against `scratch` and `reference` (model
     names in `scores`): per-fold TE (mean, sd over folds with a defined TE) and TE of the fold means, with reasons."""
     pivot = scores.pivot_table(index="fold", columns="model", values=metric)
@@ -40,7 +38,7 @@ def efficiency_table(scores: pd.DataFrame, scratch: str, reference: str, metric:
         if name not in pivot.columns:
             raise ValueError(f"model {name!r} not in the scores (models: {list(pivot.columns)})")
     rows = []
-    for model in (models if models is not None else pivot.columns):
+    for model in models if models is not None else pivot.columns:
         if model in (scratch, reference):
             continue
         if model not in pivot.columns:
@@ -53,12 +51,22 @@ def efficiency_table(scores: pd.DataFrame, scratch: str, reference: str, metric:
         if skipped:
             kinds = sorted({r.split(" (gap")[0] for _, r in per_fold if r})
             reasons.append(f"{skipped} of {len(te)} fold(s) undefined: " + "; ".join(kinds))
-        rows.append({"model": model, "scratch": scratch, "reference": reference, "metric": metric,
-                     f"{metric}_model": pivot[model].mean(), f"{metric}_scratch": pivot[scratch].mean(),
-                     f"{metric}_reference": pivot[reference].mean(), "te_of_means": of_means,
-                     "te_fold_mean": float(np.nanmean(te)) if skipped < len(te) else float("nan"),
-                     "te_fold_sd": float(np.nanstd(te, ddof=1)) if len(te) - skipped > 1 else float("nan"),
-                     "folds_defined": len(te) - skipped, "note": "; ".join(reasons)})
+        rows.append(
+            {
+                "model": model,
+                "scratch": scratch,
+                "reference": reference,
+                "metric": metric,
+                f"{metric}_model": pivot[model].mean(),
+                f"{metric}_scratch": pivot[scratch].mean(),
+                f"{metric}_reference": pivot[reference].mean(),
+                "te_of_means": of_means,
+                "te_fold_mean": float(np.nanmean(te)) if skipped < len(te) else float("nan"),
+                "te_fold_sd": float(np.nanstd(te, ddof=1)) if len(te) - skipped > 1 else float("nan"),
+                "folds_defined": len(te) - skipped,
+                "note": "; ".join(reasons),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -76,8 +84,10 @@ def anova(scores: pd.DataFrame, metric: str = "macro_f1", by: str = "model", alp
 
     names, data = _groups(scores, metric, by)
     if len(names) < 2 or any(len(d) < 2 for d in data):
-        raise ValueError(f"ANOVA needs at least two {by}s with two or more scores each; got "
-                         f"{ {n: len(d) for n, d in zip(names, data)} }")
+        raise ValueError(
+            f"ANOVA needs at least two {by}s with two or more scores each; got "
+            f"{ {n: len(d) for n, d in zip(names, data)} }"
+        )
     constant = all(np.ptp(d) == 0 for d in data)
     if constant:
         stat, p = float("nan"), float("nan")
@@ -85,10 +95,22 @@ def anova(scores: pd.DataFrame, metric: str = "macro_f1", by: str = "model", alp
         res = f_oneway(*data)
         stat, p = float(res.statistic), float(res.pvalue)
     n = sum(len(d) for d in data)
-    return pd.DataFrame([{"metric": metric, "groups": len(names), "n": n, "df_between": len(names) - 1,
-                          "df_within": n - len(names), "F": stat, "p_value": p, "alpha": alpha,
-                          "significant": bool(p < alpha) if np.isfinite(p) else False,
-                          "note": "every group constant: F undefined" if constant else ""}])
+    return pd.DataFrame(
+        [
+            {
+                "metric": metric,
+                "groups": len(names),
+                "n": n,
+                "df_between": len(names) - 1,
+                "df_within": n - len(names),
+                "F": stat,
+                "p_value": p,
+                "alpha": alpha,
+                "significant": bool(p < alpha) if np.isfinite(p) else False,
+                "note": "every group constant: F undefined" if constant else "",
+            }
+        ]
+    )
 
 
 def tukey(scores: pd.DataFrame, metric: str = "macro_f1", by: str = "model", alpha: float = ALPHA) -> pd.DataFrame:
@@ -103,13 +125,23 @@ def tukey(scores: pd.DataFrame, metric: str = "macro_f1", by: str = "model", alp
     for i in range(len(names)):
         for j in range(i + 1, len(names)):
             p = float(res.pvalue[i, j])
-            rows.append({"a": names[i], "b": names[j], "mean_diff": float(res.statistic[i, j]),
-                         "ci_low": float(ci.low[i, j]), "ci_high": float(ci.high[i, j]), "p_value": p,
-                         "significant": bool(p < alpha)})
+            rows.append(
+                {
+                    "a": names[i],
+                    "b": names[j],
+                    "mean_diff": float(res.statistic[i, j]),
+                    "ci_low": float(ci.low[i, j]),
+                    "ci_high": float(ci.high[i, j]),
+                    "p_value": p,
+                    "significant": bool(p < alpha),
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def fold_summary(scores: pd.DataFrame, by: str = "model", metrics: Sequence[str] = ("accuracy", "macro_f1")) -> pd.DataFrame:
+def fold_summary(
+    scores: pd.DataFrame, by: str = "model", metrics: Sequence[str] = ("accuracy", "macro_f1")
+) -> pd.DataFrame:
     """Mean and sd over folds per group (columns `<metric>_mean`, `<metric>_sd`, `folds`)."""
     return summarize(scores, (by,), metrics, over="folds", spread="sd")
 

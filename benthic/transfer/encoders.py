@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from benthic.models.augment import BENTHICNET_MEAN, BENTHICNET_STD
 from benthic.io import save_npy
+from benthic.models.augment import BENTHICNET_MEAN, BENTHICNET_STD
 from benthic.paths import runs_dir
 from benthic.transfer.config import TransferConfig
 
@@ -30,9 +30,14 @@ def load_reef(cfg: TransferConfig, seed: int = 0):
     if cfg.max_tiles is None or cfg.max_tiles >= len(coral.images):
         return coral
     keep = np.sort(np.random.default_rng(seed).choice(len(coral.images), cfg.max_tiles, replace=False))
-    return dc_replace(coral, images=coral.images[keep], labels=coral.labels[keep],
-                      tile_ids=[coral.tile_ids[i] for i in keep], photo_ids=coral.photo_ids[keep],
-                      surveys=coral.surveys[keep])
+    return dc_replace(
+        coral,
+        images=coral.images[keep],
+        labels=coral.labels[keep],
+        tile_ids=[coral.tile_ids[i] for i in keep],
+        photo_ids=coral.photo_ids[keep],
+        surveys=coral.surveys[keep],
+    )
 
 
 # ------------------------------------------------------------------------------------------ encoders
@@ -58,8 +63,9 @@ def build_encoder(spec: Mapping) -> nn.Module:
     return encoder
 
 
-def features(encoder: nn.Module, images: np.ndarray, cache: str | os.PathLike | None = None,
-             batch_size: int = 64) -> np.ndarray:
+def features(
+    encoder: nn.Module, images: np.ndarray, cache: str | os.PathLike | None = None, batch_size: int = 64
+) -> np.ndarray:
     """Frozen-encoder features (N, D) of uint8 NHWC images (benthic.ssl.embed), cached as .npy at `cache`."""
     from benthic.ssl import embed
 
@@ -83,16 +89,31 @@ def pretrain_ssl(images: np.ndarray, cfg: TransferConfig, scale: str, method: st
     BenthicNet release); returns the encoder spec of the last milestone."""
     from benthic.ssl import get_config, train_milestones
 
-    config = get_config(scale, method, backbone=cfg.ssl_backbone, epochs=cfg.ssl_epochs, milestones=(),
-                        milestone_every=cfg.ssl_epochs, image_size=cfg.ssl_size, augment="underwater",
-                        batch_size=min(cfg.ssl_batch, len(images)), train_subset=None, seed=seed)
+    config = get_config(
+        scale,
+        method,
+        backbone=cfg.ssl_backbone,
+        epochs=cfg.ssl_epochs,
+        milestones=(),
+        milestone_every=cfg.ssl_epochs,
+        image_size=cfg.ssl_size,
+        augment="underwater",
+        batch_size=min(cfg.ssl_batch, len(images)),
+        train_subset=None,
+        seed=seed,
+    )
     paths = train_milestones(config, images=images)
     return {"kind": "ssl", "backbone": cfg.ssl_backbone, "checkpoint": str(paths[-1]), "input_size": cfg.ssl_size}
 
 
 # ------------------------------------------------------------------------- notebook-level steps
-def reef_encoders(images: np.ndarray, cfg: TransferConfig, scale: str, ssl_method: str = "barlow",
-                  ssl_checkpoint: str | os.PathLike | None = None) -> dict[str, dict]:
+def reef_encoders(
+    images: np.ndarray,
+    cfg: TransferConfig,
+    scale: str,
+    ssl_method: str = "barlow",
+    ssl_checkpoint: str | os.PathLike | None = None,
+) -> dict[str, dict]:
     """The three encoder families compared (Xu et al., 2024, arXiv:2409.06618; docs/methods.md#transfer-choices) as
     specs: random init, ImageNet-supervised (`cfg.imagenet_model`, plus torchvision's ResNet-50 when its weights are
     in torch hub's cache), and in-domain SSL pretrained here on the reef photos' images (no labels used), or the SSL
@@ -104,28 +125,48 @@ def reef_encoders(images: np.ndarray, cfg: TransferConfig, scale: str, ssl_metho
         from benthic.ssl import read_milestone
 
         if not Path(ssl_checkpoint).is_file():
-            raise FileNotFoundError(f"SSL checkpoint {ssl_checkpoint} not found: train one with benthic.ssl "
-                                    f"(e.g. `benthic train`) on BenthicNet-1M and pass its milestone file")
+            raise FileNotFoundError(
+                f"SSL checkpoint {ssl_checkpoint} not found: train one with benthic.ssl "
+                f"(e.g. `benthic train`) on BenthicNet-1M and pass its milestone file"
+            )
         backbone = read_milestone(ssl_checkpoint)["config"]["backbone"]
-        ssl = {f"in-domain SSL ({Path(ssl_checkpoint).parent.name})": {
-            "kind": "ssl", "backbone": backbone, "checkpoint": str(ssl_checkpoint)}}
+        ssl = {
+            f"in-domain SSL ({Path(ssl_checkpoint).parent.name})": {
+                "kind": "ssl",
+                "backbone": backbone,
+                "checkpoint": str(ssl_checkpoint),
+            }
+        }
     else:
         ssl = {f"in-domain SSL ({ssl_method}, {cfg.ssl_backbone})": pretrain_ssl(images, cfg, scale, ssl_method)}
     return {
-        f"random init ({cfg.random_backbone})": {"kind": "random", "backbone": cfg.random_backbone,
-                                                  "input_size": cfg.ssl_size},
-        **{f"ImageNet ({m})": {"kind": "imagenet", "backbone": f"imagenet:{m}", "input_size": cfg.image_size}
-           for m in dict.fromkeys([cfg.imagenet_model] + (["resnet50"] if "resnet50" in available_imagenet_models() else []))},
+        f"random init ({cfg.random_backbone})": {
+            "kind": "random",
+            "backbone": cfg.random_backbone,
+            "input_size": cfg.ssl_size,
+        },
+        **{
+            f"ImageNet ({m})": {"kind": "imagenet", "backbone": f"imagenet:{m}", "input_size": cfg.image_size}
+            for m in dict.fromkeys(
+                [cfg.imagenet_model] + (["resnet50"] if "resnet50" in available_imagenet_models() else [])
+            )
+        },
         **ssl,
     }
 
 
-def encoder_features(specs: Mapping[str, Mapping], images: np.ndarray, scale: str, seed: int = 0) -> dict[str, np.ndarray]:
+def encoder_features(
+    specs: Mapping[str, Mapping], images: np.ndarray, scale: str, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Cached frozen features of `images` per encoder spec (runs/<scale>/transfer/features-*.npy)."""
     out = {}
     for name, spec in tqdm(specs.items(), desc="features", leave=False):
-        key = hashlib.sha1(repr(sorted(spec.items())).encode() + images_key(images).encode()
-                           + str(images.shape).encode() + str(seed).encode()).hexdigest()[:12]
+        key = hashlib.sha1(
+            repr(sorted(spec.items())).encode()
+            + images_key(images).encode()
+            + str(images.shape).encode()
+            + str(seed).encode()
+        ).hexdigest()[:12]
         cache = runs_dir(scale) / "transfer" / f"features-{key}.npy"
         torch.manual_seed(seed)
         out[name] = features(build_encoder(spec), images, cache)

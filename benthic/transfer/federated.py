@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from benthic.transfer import config as transfer_config
-from benthic.transfer import core, encoders, hml_probe
 from benthic.hierarchy import hml
 from benthic.scales import Registry, Settings
+from benthic.transfer import config as transfer_config
+from benthic.transfer import core, encoders, hml_probe
 from benthic.transfer.core import Model, TrainConfig
 
 Targets = Mapping[str, tuple[np.ndarray, np.ndarray]]
@@ -51,8 +51,10 @@ class FedConfig(Settings):
         if min(self.rounds, self.local_epochs, self.batch_size, self.hidden) < 1:
             raise ValueError("rounds, local epochs, batch size and hidden width must be positive")
         if not 0 <= self.dropout < 1 or self.proximal_mu < 0 or not 0 < self.test_fraction < 1:
-            raise ValueError(f"need 0 <= dropout < 1, proximal_mu >= 0 and 0 < test_fraction < 1, got "
-                             f"{self.dropout}, {self.proximal_mu}, {self.test_fraction}")
+            raise ValueError(
+                f"need 0 <= dropout < 1, proximal_mu >= 0 and 0 < test_fraction < 1, got "
+                f"{self.dropout}, {self.proximal_mu}, {self.test_fraction}"
+            )
         unknown = set(self.strategies) - {"FedAvg", "FedProx"}
         if unknown or not self.strategies:
             raise ValueError(f"strategies are FedAvg and/or FedProx, got {self.strategies}")
@@ -60,7 +62,9 @@ class FedConfig(Settings):
 
 PRESETS: Registry[FedConfig] = Registry("federated", FedConfig)
 # seconds: one Flower simulation (each starts ray), two rounds
-PRESETS.register("smoke", FedConfig(rounds=2, local_epochs=2, batch_size=32, hidden=32, dropout=0.2, strategies=("FedAvg",)))
+PRESETS.register(
+    "smoke", FedConfig(rounds=2, local_epochs=2, batch_size=32, hidden=32, dropout=0.2, strategies=("FedAvg",))
+)
 # 2-core CPU, about 1.5 minutes: FedAvg and FedProx, 20 rounds of 3 local epochs (at 10 the federated
 # test loss was still falling every round; by 20 every curve has flattened or turned)
 PRESETS.register("quick", FedConfig(rounds=20, local_epochs=3, batch_size=32, hidden=256, dropout=0.5))
@@ -103,8 +107,9 @@ def build_head(in_dim: int, hierarchies: Mapping, cfg: FedConfig, seed: int) -> 
     return hml.HMLHead.from_hierarchies(in_dim, hierarchies, hidden=cfg.hidden, dropout=cfg.dropout)
 
 
-def train_round(head: hml.HMLHead, x: np.ndarray, y: np.ndarray, m: np.ndarray, cfg: FedConfig, seed: int,
-                proximal_mu: float = 0.0) -> hml.HMLHead:
+def train_round(
+    head: hml.HMLHead, x: np.ndarray, y: np.ndarray, m: np.ndarray, cfg: FedConfig, seed: int, proximal_mu: float = 0.0
+) -> hml.HMLHead:
     """`cfg.local_epochs` of masked-MCLoss training through benthic.transfer.core.fit; with proximal_mu > 0 the
     FedProx term mu/2 ||w - w_start||^2 keeps the weights near the round's starting (global) model."""
     start = [p.detach().clone() for p in head.parameters()]
@@ -135,13 +140,18 @@ def scores(head: hml.HMLHead, x: np.ndarray, targets: Targets, hierarchies: Mapp
     one; AP needs no threshold, and a constant score's AP is the node's positive rate)."""
     y, m = hml_probe.stack_targets(targets, head.heads)
     probs = hml_probe.hml_probabilities(Model(head), x)
-    table = hml.evaluate(probs, {h: t for h, (t, _) in targets.items()}, {h: k for h, (_, k) in targets.items()},
-                         hierarchies)
-    return {"loss": masked_loss(head, x, y, m), "accuracy": float(table["subset_accuracy"].mean()),
-            "micro_f1": float(table["micro_f1"].mean()), "macro_f1": float(table["macro_f1"].mean()),
-            **{f"macro_f1_{r.head}": float(r.macro_f1) for r in table.itertuples()},
-            "macro_ap": float(table["macro_ap"].mean()),
-            **{f"macro_ap_{r.head}": float(r.macro_ap) for r in table.itertuples()}}
+    table = hml.evaluate(
+        probs, {h: t for h, (t, _) in targets.items()}, {h: k for h, (_, k) in targets.items()}, hierarchies
+    )
+    return {
+        "loss": masked_loss(head, x, y, m),
+        "accuracy": float(table["subset_accuracy"].mean()),
+        "micro_f1": float(table["micro_f1"].mean()),
+        "macro_f1": float(table["macro_f1"].mean()),
+        **{f"macro_f1_{r.head}": float(r.macro_f1) for r in table.itertuples()},
+        "macro_ap": float(table["macro_ap"].mean()),
+        **{f"macro_ap_{r.head}": float(r.macro_ap) for r in table.itertuples()},
+    }
 
 
 # ------------------------------------------------------------------------------------ the parties
@@ -155,8 +165,15 @@ class Party:
     m: np.ndarray
 
 
-def make_parties(x: np.ndarray, targets: Targets, hierarchies: Mapping, units: np.ndarray, seed: int,
-                 heads: Sequence[str], groups: Sequence[dict] | None = None) -> list[Party]:
+def make_parties(
+    x: np.ndarray,
+    targets: Targets,
+    hierarchies: Mapping,
+    units: np.ndarray,
+    seed: int,
+    heads: Sequence[str],
+    groups: Sequence[dict] | None = None,
+) -> list[Party]:
     """Split training rows into research groups by unit (photo) with benthic.hierarchy.translate.simulate_groups:
     each group keeps its images and labels to its own depth/heads. `groups`: translate.GROUPS (CATAMI) by
     default, or translate.default_groups(...) for another tree."""
@@ -192,10 +209,20 @@ def _client_class():
         def fit(self, parameters, config):
             set_weights(self.head, parameters)
             rnd = int(config.get("server_round", 0))
-            train_round(self.head, self.party.x, self.party.y, self.party.m, self.cfg,
-                        self.cfg.seed * 1000 + 100 * self.cid + rnd, float(config.get("proximal_mu", 0.0)))
-            return get_weights(self.head), len(self.party.x), {
-                "cid": self.cid, "train_loss": masked_loss(self.head, self.party.x, self.party.y, self.party.m)}
+            train_round(
+                self.head,
+                self.party.x,
+                self.party.y,
+                self.party.m,
+                self.cfg,
+                self.cfg.seed * 1000 + 100 * self.cid + rnd,
+                float(config.get("proximal_mu", 0.0)),
+            )
+            return (
+                get_weights(self.head),
+                len(self.party.x),
+                {"cid": self.cid, "train_loss": masked_loss(self.head, self.party.x, self.party.y, self.party.m)},
+            )
 
     return HMLClient
 
@@ -219,23 +246,42 @@ def _strategy(name: str, cfg: FedConfig, n_clients: int, initial: list[np.ndarra
             results = sorted(results, key=lambda result: int(result[1].metrics["cid"]))
             params, metrics = super().aggregate_fit(server_round, results, failures)
             if record is not None:
-                record.append({"round": server_round,
-                               "clients": [(r.num_examples, parameters_to_ndarrays(r.parameters)) for _, r in results],
-                               "train_loss": [float(r.metrics["train_loss"]) for _, r in results],
-                               "aggregated": parameters_to_ndarrays(params)})
+                record.append(
+                    {
+                        "round": server_round,
+                        "clients": [(r.num_examples, parameters_to_ndarrays(r.parameters)) for _, r in results],
+                        "train_loss": [float(r.metrics["train_loss"]) for _, r in results],
+                        "aggregated": parameters_to_ndarrays(params),
+                    }
+                )
             return params, metrics
 
-    kwargs = dict(fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=n_clients, min_evaluate_clients=0,
-                  min_available_clients=n_clients, evaluate_fn=evaluate_fn,
-                  on_fit_config_fn=lambda rnd: {"server_round": rnd},
-                  initial_parameters=ndarrays_to_parameters(initial), accept_failures=False)
+    kwargs = dict(
+        fraction_fit=1.0,
+        fraction_evaluate=0.0,
+        min_fit_clients=n_clients,
+        min_evaluate_clients=0,
+        min_available_clients=n_clients,
+        evaluate_fn=evaluate_fn,
+        on_fit_config_fn=lambda rnd: {"server_round": rnd},
+        initial_parameters=ndarrays_to_parameters(initial),
+        accept_failures=False,
+    )
     if base is FedProx:
         kwargs["proximal_mu"] = cfg.proximal_mu
     return Recording(**kwargs)
 
 
-def run_federated(strategy: str, parties: Sequence[Party], x_test: np.ndarray, test_targets: Targets,
-                  hierarchies: Mapping, cfg: FedConfig, record: list | None = None, num_cpus: int = 2) -> pd.DataFrame:
+def run_federated(
+    strategy: str,
+    parties: Sequence[Party],
+    x_test: np.ndarray,
+    test_targets: Targets,
+    hierarchies: Mapping,
+    cfg: FedConfig,
+    record: list | None = None,
+    num_cpus: int = 2,
+) -> pd.DataFrame:
     """Run cfg.rounds of Flower's simulation (ray backend) with one client per party and the FedAvg or
     FedProx strategy; the server evaluates the global head on the test set after every round (round 0 =
     the initial model). Returns one row per round: strategy, round, loss, accuracy, micro_f1."""
@@ -263,18 +309,25 @@ def run_federated(strategy: str, parties: Sequence[Party], x_test: np.ndarray, t
         return client_cls(parties[cid], hier, cfg, cid).to_client()
 
     strat = _strategy(strategy, cfg, len(parties), get_weights(server_head), evaluate_fn, record)
-    server_app = ServerApp(server_fn=lambda context: ServerAppComponents(strategy=strat,
-                                                                         config=ServerConfig(num_rounds=cfg.rounds)))
+    server_app = ServerApp(
+        server_fn=lambda context: ServerAppComponents(strategy=strat, config=ServerConfig(num_rounds=cfg.rounds))
+    )
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # offline machines: no usage report
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    backend = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-               "init_args": {"num_cpus": num_cpus, "include_dashboard": False, "logging_level": logging.ERROR}}
+    backend = {
+        "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+        "init_args": {"num_cpus": num_cpus, "include_dashboard": False, "logging_level": logging.ERROR},
+    }
     flwr_logger = logging.getLogger("flwr")
     level = flwr_logger.level
     flwr_logger.setLevel(logging.WARNING)
     try:
-        run_simulation(server_app=server_app, client_app=ClientApp(client_fn=client_fn),
-                       num_supernodes=len(parties), backend_config=backend)
+        run_simulation(
+            server_app=server_app,
+            client_app=ClientApp(client_fn=client_fn),
+            num_supernodes=len(parties),
+            backend_config=backend,
+        )
     finally:
         flwr_logger.setLevel(level)
     if len(curve) != cfg.rounds + 1:
@@ -282,8 +335,9 @@ def run_federated(strategy: str, parties: Sequence[Party], x_test: np.ndarray, t
     return pd.DataFrame(curve)
 
 
-def local_curve(name: str, party: Party, x_test: np.ndarray, test_targets: Targets, hierarchies: Mapping,
-                cfg: FedConfig) -> pd.DataFrame:
+def local_curve(
+    name: str, party: Party, x_test: np.ndarray, test_targets: Targets, hierarchies: Mapping, cfg: FedConfig
+) -> pd.DataFrame:
     """Training without federation, round for round on the same budget (cfg.local_epochs per round):
     centralised when `party` pools every group's data, or one group alone."""
     head = build_head(party.x.shape[1], hierarchies, cfg, cfg.seed)
@@ -312,10 +366,20 @@ def groups_table(parties: Sequence[Party], hierarchies: Mapping) -> pd.DataFrame
     """Per research group: tiles, tiles that label each head (parties stack the heads in `hierarchies`' order),
     and known (tile, node) labels."""
     bounds = np.cumsum([0, *(len(hierarchies[h]) for h in hierarchies)])
-    return pd.DataFrame([{"group": p.name, "tiles": len(p.x),
-                          **{f"tiles labelling {h}": int(p.m[:, bounds[i]:bounds[i + 1]].any(1).sum())
-                             for i, h in enumerate(hierarchies)},
-                          "known (tile, node) labels": int(p.m.sum())} for p in parties])
+    return pd.DataFrame(
+        [
+            {
+                "group": p.name,
+                "tiles": len(p.x),
+                **{
+                    f"tiles labelling {h}": int(p.m[:, bounds[i] : bounds[i + 1]].any(1).sum())
+                    for i, h in enumerate(hierarchies)
+                },
+                "known (tile, node) labels": int(p.m.sum()),
+            }
+            for p in parties
+        ]
+    )
 
 
 # ------------------------------------------------------------------------------ notebook-level steps
@@ -335,19 +399,31 @@ def reef_setup(cfg: FedConfig, scale: str) -> tuple[list[Party], np.ndarray, dic
     x = encoders.encoder_features({"ImageNet": spec}, coral.images, scale)["ImageNet"]
     photos = np.asarray(coral.photo_ids)
     tr, te = split_by_photo(photos, cfg.test_fraction, cfg.seed)
-    parties = make_parties(x[tr], hml_probe.subset_targets(targets, tr), hierarchies, photos[tr], cfg.seed,
-                           list(hierarchies), default_groups(tuple(hierarchies), shallow_depth=1))
+    parties = make_parties(
+        x[tr],
+        hml_probe.subset_targets(targets, tr),
+        hierarchies,
+        photos[tr],
+        cfg.seed,
+        list(hierarchies),
+        default_groups(tuple(hierarchies), shallow_depth=1),
+    )
     return parties, x[te], hml_probe.subset_targets(targets, te), hierarchies
 
 
 def pooled(parties: Sequence[Party]) -> Party:
     """Every party's data in one place: the centralised baseline."""
-    return Party("centralised", np.concatenate([p.x for p in parties]), np.concatenate([p.y for p in parties]),
-                 np.concatenate([p.m for p in parties]))
+    return Party(
+        "centralised",
+        np.concatenate([p.x for p in parties]),
+        np.concatenate([p.y for p in parties]),
+        np.concatenate([p.m for p in parties]),
+    )
 
 
-def compare(parties: Sequence[Party], x_test: np.ndarray, test_targets: Targets, hierarchies: Mapping,
-            cfg: FedConfig) -> pd.DataFrame:
+def compare(
+    parties: Sequence[Party], x_test: np.ndarray, test_targets: Targets, hierarchies: Mapping, cfg: FedConfig
+) -> pd.DataFrame:
     """Per-round test curves of cfg.strategies (Flower), centralised training and each group alone."""
     curves = [run_federated(s, parties, x_test, test_targets, hierarchies, cfg) for s in cfg.strategies]
     curves.append(local_curve("centralised", pooled(parties), x_test, test_targets, hierarchies, cfg))
@@ -370,16 +446,19 @@ def final_table(curves: pd.DataFrame, prior: Mapping[str, float] | None = None) 
     return last.sort_values("macro_ap", ascending=False).reset_index(drop=True)
 
 
-def plot_curves(curves: pd.DataFrame, prior: Mapping[str, float] | None = None,
-                metrics: Sequence[str] | None = None):
+def plot_curves(curves: pd.DataFrame, prior: Mapping[str, float] | None = None, metrics: Sequence[str] | None = None):
     """Per-round test curves, one panel per metric (default: each head's macro F1, subset accuracy, each head's
     macro AP, loss), one line per strategy/baseline; the no-image prior, when given, as a grey horizontal line."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     if metrics is None:
-        metrics = ([c for c in curves.columns if c.startswith("macro_f1_")] + ["accuracy"]
-                   + [c for c in curves.columns if c.startswith("macro_ap_")] + ["loss"])
+        metrics = (
+            [c for c in curves.columns if c.startswith("macro_f1_")]
+            + ["accuracy"]
+            + [c for c in curves.columns if c.startswith("macro_ap_")]
+            + ["loss"]
+        )
     cols = -(-len(metrics) // 2) if len(metrics) > 3 else len(metrics)
     rows = -(-len(metrics) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.8 * cols + 2.4, 3.4 * rows), squeeze=False)
@@ -391,10 +470,14 @@ def plot_curves(curves: pd.DataFrame, prior: Mapping[str, float] | None = None,
             ax.axhline(prior[metric], color="0.4", lw=1.5, ls="-.", label=PRIOR)
         ax.set_xlabel("round")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(metric.replace("macro_f1_", "macro F1, ").replace("macro_ap_", "macro AP, ")
-                      .replace("accuracy", "subset accuracy").replace("_", " "))
+        ax.set_ylabel(
+            metric.replace("macro_f1_", "macro F1, ")
+            .replace("macro_ap_", "macro AP, ")
+            .replace("accuracy", "subset accuracy")
+            .replace("_", " ")
+        )
         ax.grid(alpha=0.3)
-    for ax in axes.flat[len(metrics):]:
+    for ax in axes.flat[len(metrics) :]:
         ax.axis("off")
     fig.tight_layout(rect=(0, 0, 0.82, 1))
     fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(0.82, 0.5), fontsize=8)

@@ -4,8 +4,8 @@ summary tables and plots."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -13,26 +13,34 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from benthic.hierarchy import hml
 from benthic.data.coral import split_by_photo
-from benthic.transfer.core import Model
-from benthic.transfer.core import TrainConfig
+from benthic.hierarchy import hml
 from benthic.transfer.config import TransferConfig
-from benthic.transfer.core import fit
-from benthic.transfer.core import predict
+from benthic.transfer.core import Model, TrainConfig, fit, predict
 from benthic.transfer.onehot import seed_summary
 
 
 # ------------------------------------------------------------------------------------------ HML task
-def stack_targets(targets: Mapping[str, tuple[np.ndarray, np.ndarray]], heads: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def stack_targets(
+    targets: Mapping[str, tuple[np.ndarray, np.ndarray]], heads: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
     """Concatenate per-head (target, mask) in head order into (N, total nodes) arrays for the HML head."""
-    return (np.concatenate([targets[h][0] for h in heads], 1).astype(np.float32),
-            np.concatenate([targets[h][1] for h in heads], 1))
+    return (
+        np.concatenate([targets[h][0] for h in heads], 1).astype(np.float32),
+        np.concatenate([targets[h][1] for h in heads], 1),
+    )
 
 
-def train_hml(x_train: np.ndarray, targets: Mapping[str, tuple[np.ndarray, np.ndarray]], hierarchies: Mapping,
-              cfg: TransferConfig, seed: int, encoder: nn.Module | None = None, size: int | None = None,
-              train_cfg: TrainConfig | None = None) -> Model:
+def train_hml(
+    x_train: np.ndarray,
+    targets: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    hierarchies: Mapping,
+    cfg: TransferConfig,
+    seed: int,
+    encoder: nn.Module | None = None,
+    size: int | None = None,
+    train_cfg: TrainConfig | None = None,
+) -> Model:
     """HML head (+ encoder when fine-tuning) trained with the masked MCLoss on every label it has."""
     torch.manual_seed(seed)
     dim = x_train.shape[1] if encoder is None else encoder.feature_dim
@@ -56,16 +64,21 @@ def subset_targets(targets: Mapping[str, tuple[np.ndarray, np.ndarray]], idx: np
     return {h: (t[idx], m[idx]) for h, (t, m) in targets.items()}
 
 
-def hml_probe(feats: Mapping[str, np.ndarray], targets: Mapping, hierarchies: Mapping, photo_ids: np.ndarray,
-              cfg: TransferConfig) -> pd.DataFrame:
+def hml_probe(
+    feats: Mapping[str, np.ndarray], targets: Mapping, hierarchies: Mapping, photo_ids: np.ndarray, cfg: TransferConfig
+) -> pd.DataFrame:
     """Per-head HML metrics of a frozen-feature HML head per encoder and seed (photo splits)."""
     rows = []
     for seed in tqdm(cfg.seeds, desc="HML seeds", leave=False):
         tr, te = split_by_photo(photo_ids, cfg.test_fraction, seed)
         for name, z in feats.items():
             model = train_hml(z[tr], subset_targets(targets, tr), hierarchies, cfg, seed)
-            df = hml.evaluate(hml_probabilities(model, z[te]), {h: t[te] for h, (t, _) in targets.items()},
-                              {h: m[te] for h, (_, m) in targets.items()}, hierarchies)
+            df = hml.evaluate(
+                hml_probabilities(model, z[te]),
+                {h: t[te] for h, (t, _) in targets.items()},
+                {h: m[te] for h, (_, m) in targets.items()},
+                hierarchies,
+            )
             rows.append(df.assign(encoder=name, seed=seed))
     return pd.concat(rows, ignore_index=True)
 
@@ -82,14 +95,24 @@ def hml_prior(targets: Mapping, hierarchies: Mapping, photo_ids: np.ndarray, cfg
             rate = hml.positive_rates(t[tr], m[tr])
             rate = (hierarchies[h].ancestor_matrix() * rate[None, :]).max(axis=1)  # consistent, as the head's
             probs[h] = np.tile(rate, (len(te), 1))
-        df = hml.evaluate(probs, {h: t[te] for h, (t, _) in targets.items()},
-                          {h: m[te] for h, (_, m) in targets.items()}, hierarchies)
+        df = hml.evaluate(
+            probs, {h: t[te] for h, (t, _) in targets.items()}, {h: m[te] for h, (_, m) in targets.items()}, hierarchies
+        )
         rows.append(df.assign(encoder="prior (no image)", seed=seed))
     return pd.concat(rows, ignore_index=True)
 
 
-HML_METRICS = ("subset_accuracy", "micro_f1", "macro_f1", "micro_ap", "macro_ap", "mean_depth_reached",
-               "mean_label_depth", "full_path_rate", "deeper_than_label_rate")
+HML_METRICS = (
+    "subset_accuracy",
+    "micro_f1",
+    "macro_f1",
+    "micro_ap",
+    "macro_ap",
+    "mean_depth_reached",
+    "mean_label_depth",
+    "full_path_rate",
+    "deeper_than_label_rate",
+)
 
 
 def hml_summary(df: pd.DataFrame, by: Sequence[str] = ("encoder", "head")) -> pd.DataFrame:
@@ -97,8 +120,9 @@ def hml_summary(df: pd.DataFrame, by: Sequence[str] = ("encoder", "head")) -> pd
     return seed_summary(df, by, [m for m in HML_METRICS + ("n_train",) if m in df.columns])
 
 
-def plot_hml(summary: pd.DataFrame, metrics: Sequence[str] = ("macro_ap", "macro_f1", "mean_depth_reached"),
-             by: str = "encoder"):
+def plot_hml(
+    summary: pd.DataFrame, metrics: Sequence[str] = ("macro_ap", "macro_f1", "mean_depth_reached"), by: str = "encoder"
+):
     """Bars per head of HML metrics (mean +- sd over seeds), one panel per metric, one bar colour per `by`."""
     import matplotlib.pyplot as plt
 
@@ -110,8 +134,14 @@ def plot_hml(summary: pd.DataFrame, metrics: Sequence[str] = ("macro_ap", "macro
     for ax, m in zip(axes[0], metrics):
         for k, kind in enumerate(kinds):
             part = summary[summary[by] == kind].set_index("head").reindex(heads)
-            ax.bar(np.arange(len(heads)) + k * width, part[f"{m}_mean"], width,
-                   yerr=part[f"{m}_std"].fillna(0), capsize=3, label=kind)
+            ax.bar(
+                np.arange(len(heads)) + k * width,
+                part[f"{m}_mean"],
+                width,
+                yerr=part[f"{m}_std"].fillna(0),
+                capsize=3,
+                label=kind,
+            )
         ax.set_xticks(np.arange(len(heads)) + width * (len(kinds) - 1) / 2, heads)
         ax.set_title(m.replace("_", " "))
         ax.grid(alpha=0.3, axis="y")
@@ -120,16 +150,25 @@ def plot_hml(summary: pd.DataFrame, metrics: Sequence[str] = ("macro_ap", "macro
     return fig
 
 
-def load_benthicnet_hml(csv_path: str | os.PathLike, image_root: str | os.PathLike, size: int,
-                        hierarchies: Mapping | None = None) -> tuple[np.ndarray, dict, np.ndarray, pd.DataFrame]:
+def load_benthicnet_hml(
+    csv_path: str | os.PathLike, image_root: str | os.PathLike, size: int, hierarchies: Mapping | None = None
+) -> tuple[np.ndarray, dict, np.ndarray, pd.DataFrame]:
     """BenthicNet labelled CSV + image root -> (images uint8, per-head targets/masks, split groups
     ('dataset/site', so a site never straddles a split), one row per kept image); images that are missing
     or corrupt are skipped with a warning, and none found raises FileNotFoundError saying what to fetch."""
-    from benthic.data.benthicnet import encode_heads, group_labels, load_images, missing_images_message, read_labelled_csv
+    from benthic.data.benthicnet import (
+        encode_heads,
+        group_labels,
+        load_images,
+        missing_images_message,
+        read_labelled_csv,
+    )
 
     if not Path(csv_path).is_file():
-        raise FileNotFoundError(f"BenthicNet labelled CSV {csv_path} not found: download the labelled CSV of the "
-                                f"BenthicNet release (https://doi.org/10.20383/103.0614) and pass its path")
+        raise FileNotFoundError(
+            f"BenthicNet labelled CSV {csv_path} not found: download the labelled CSV of the "
+            f"BenthicNet release (https://doi.org/10.20383/103.0614) and pass its path"
+        )
     labelled = read_labelled_csv(csv_path, hierarchies)
     grouped = group_labels(labelled)
     loaded = load_images(grouped, image_root, size) if Path(image_root).is_dir() else None

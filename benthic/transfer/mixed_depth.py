@@ -7,24 +7,34 @@ alone."""
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from benthic.hierarchy import hml
 from benthic.data.coral import split_by_photo
+from benthic.hierarchy import hml
 from benthic.transfer.config import TransferConfig
 from benthic.transfer.hml_probe import hml_probabilities, subset_targets, train_hml
 
-MIXED_ARMS = ("all groups (masked)", "fully labelled group only", "all groups (missing = negative)",
-              "every image fully labelled (upper bound)")
+MIXED_ARMS = (
+    "all groups (masked)",
+    "fully labelled group only",
+    "all groups (missing = negative)",
+    "every image fully labelled (upper bound)",
+)
 
 
-def mixed_depth_experiment(z: np.ndarray, targets: Mapping, hierarchies: Mapping, photo_ids: np.ndarray,
-                           cfg: TransferConfig, groups: Sequence[dict] | None = None,
-                           full_shares: Sequence[float | None] | None = None) -> pd.DataFrame:
+def mixed_depth_experiment(
+    z: np.ndarray,
+    targets: Mapping,
+    hierarchies: Mapping,
+    photo_ids: np.ndarray,
+    cfg: TransferConfig,
+    groups: Sequence[dict] | None = None,
+    full_shares: Sequence[float | None] | None = None,
+) -> pd.DataFrame:
     """Training split relabelled by simulated research groups (translate.simulate_groups, by photo; the fully
     labelled group holds each share in `full_shares` of the photos, default `cfg.mixed_full_shares`; None:
     groups of equal size), for each seed in `cfg.mixed_seeds`. The HML head is trained on (a) everything
@@ -42,18 +52,26 @@ def mixed_depth_experiment(z: np.ndarray, targets: Mapping, hierarchies: Mapping
 
         def run(idx, tg):
             model = train_hml(z[idx], tg, hierarchies, cfg, seed)
-            return hml.evaluate(hml_probabilities(model, z[te]), *truth, hierarchies).assign(seed=seed, n_train=len(idx))
+            return hml.evaluate(hml_probabilities(model, z[te]), *truth, hierarchies).assign(
+                seed=seed, n_train=len(idx)
+            )
 
         upper = run(tr, subset_targets(targets, tr)).assign(arm=MIXED_ARMS[3])
         for share in full_shares:
-            sim, group = simulate_groups(subset_targets(targets, tr), hierarchies, np.asarray(photo_ids)[tr], seed,
-                                         groups, share)
+            sim, group = simulate_groups(
+                subset_targets(targets, tr), hierarchies, np.asarray(photo_ids)[tr], seed, groups, share
+            )
             full = np.flatnonzero(group == 0)
             naive = {h: (t, np.ones_like(m)) for h, (t, m) in sim.items()}
-            arms = {MIXED_ARMS[0]: (tr, sim), MIXED_ARMS[1]: (tr[full], subset_targets(sim, full)),
-                    MIXED_ARMS[2]: (tr, naive)}
-            info = {"full_share": 1 / len(groups) if share is None else share,
-                    "groups": ", ".join(f"{g['name']}: {(group == i).sum()}" for i, g in enumerate(groups))}
+            arms = {
+                MIXED_ARMS[0]: (tr, sim),
+                MIXED_ARMS[1]: (tr[full], subset_targets(sim, full)),
+                MIXED_ARMS[2]: (tr, naive),
+            }
+            info = {
+                "full_share": 1 / len(groups) if share is None else share,
+                "groups": ", ".join(f"{g['name']}: {(group == i).sum()}" for i, g in enumerate(groups)),
+            }
             rows += [run(idx, tg).assign(arm=arm, **info) for arm, (idx, tg) in arms.items()]
             rows.append(upper.assign(full_share=info["full_share"], groups="every training photo fully labelled"))
     return pd.concat(rows, ignore_index=True)
@@ -68,11 +86,19 @@ def arm_gaps(runs: pd.DataFrame, metric: str = "macro_f1") -> pd.DataFrame:
     keys = [k for k in ("full_share", "head") if k in runs.columns]
     wide = runs.pivot_table(index=keys + ["seed"], columns="arm", values=metric)
     gap = (wide[MIXED_ARMS[0]] - wide[MIXED_ARMS[1]]).dropna().groupby(level=keys, sort=False)
-    p = gap.apply(lambda d: stats.ttest_1samp(d, 0, alternative="greater").pvalue if len(d) > 1 and d.std() > 0
-                  else float("nan"))
-    return pd.DataFrame({"metric": metric, "gap_mean": gap.mean(), "gap_std": gap.std(),
-                         "seeds_won": gap.apply(lambda d: int((d > 0).sum())), "seeds": gap.size(),
-                         "p_one_sided": p}).reset_index()
+    p = gap.apply(
+        lambda d: stats.ttest_1samp(d, 0, alternative="greater").pvalue if len(d) > 1 and d.std() > 0 else float("nan")
+    )
+    return pd.DataFrame(
+        {
+            "metric": metric,
+            "gap_mean": gap.mean(),
+            "gap_std": gap.std(),
+            "seeds_won": gap.apply(lambda d: int((d > 0).sum())),
+            "seeds": gap.size(),
+            "p_one_sided": p,
+        }
+    ).reset_index()
 
 
 def compare_arms(runs: pd.DataFrame, metric: str = "macro_f1", alpha: float = 0.05) -> list[str]:
@@ -83,12 +109,18 @@ def compare_arms(runs: pd.DataFrame, metric: str = "macro_f1", alpha: float = 0.
     for r in arm_gaps(runs, metric).itertuples():
         share = f" ({r.full_share:.0%} of training photos fully labelled)" if hasattr(r, "full_share") else ""
         verdict = "beat" if r.gap_mean > 0 else "did not beat"
-        test = ("one seed only, no test" if r.seeds < 2 else
-                f"one-sided paired t-test p = {r.p_one_sided:.3f}, "
-                + ("significant" if r.p_one_sided < alpha else "not significant") + f" at {alpha}")
-        out.append(f"{r.head}{share}, {metric.replace('_', ' ')}: training on every group (masked) {verdict} the "
-                   f"fully labelled group alone by {r.gap_mean:+.3f} ± {np.nan_to_num(r.gap_std):.3f} (paired over "
-                   f"seeds), in {r.seeds_won} of {r.seeds} seeds ({test}).")
+        test = (
+            "one seed only, no test"
+            if r.seeds < 2
+            else f"one-sided paired t-test p = {r.p_one_sided:.3f}, "
+            + ("significant" if r.p_one_sided < alpha else "not significant")
+            + f" at {alpha}"
+        )
+        out.append(
+            f"{r.head}{share}, {metric.replace('_', ' ')}: training on every group (masked) {verdict} the "
+            f"fully labelled group alone by {r.gap_mean:+.3f} ± {np.nan_to_num(r.gap_std):.3f} (paired over "
+            f"seeds), in {r.seeds_won} of {r.seeds} seeds ({test})."
+        )
     return out
 
 
@@ -98,8 +130,9 @@ def plot_mixed_depth(summary: pd.DataFrame, metrics: Sequence[str] = ("macro_f1"
     import matplotlib.pyplot as plt
 
     heads = list(dict.fromkeys(summary["head"]))
-    fig, axes = plt.subplots(len(heads), len(metrics), figsize=(4.6 * len(metrics), 3.3 * len(heads)),
-                             squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        len(heads), len(metrics), figsize=(4.6 * len(metrics), 3.3 * len(heads)), squeeze=False, sharex=True
+    )
     styles = dict(zip(MIXED_ARMS, ("o-", "s--", "x:", "-")))
     for r, head in enumerate(heads):
         for c, m in enumerate(metrics):
@@ -107,8 +140,15 @@ def plot_mixed_depth(summary: pd.DataFrame, metrics: Sequence[str] = ("macro_f1"
             for arm in MIXED_ARMS:
                 part = summary[(summary["head"] == head) & (summary["arm"] == arm)].sort_values("full_share")
                 if len(part):
-                    ax.errorbar(part["full_share"], part[f"{m}_mean"], yerr=part[f"{m}_std"].fillna(0),
-                                fmt=styles[arm], capsize=3, label=arm, color="grey" if arm == MIXED_ARMS[3] else None)
+                    ax.errorbar(
+                        part["full_share"],
+                        part[f"{m}_mean"],
+                        yerr=part[f"{m}_std"].fillna(0),
+                        fmt=styles[arm],
+                        capsize=3,
+                        label=arm,
+                        color="grey" if arm == MIXED_ARMS[3] else None,
+                    )
             ax.set_title(f"{head}: {m.replace('_', ' ')}")
             ax.grid(alpha=0.3)
             ax.set_xticks(sorted(summary["full_share"].unique()))

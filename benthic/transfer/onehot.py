@@ -3,7 +3,7 @@ fine-tuning, a majority baseline and the findings in words."""
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -12,16 +12,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from benthic.data.coral import split_by_photo
-from benthic.transfer.core import Model
-from benthic.transfer.core import TrainConfig
 from benthic.transfer.config import TransferConfig
-from benthic.transfer.core import cross_entropy
-from benthic.transfer.results import summarize
+from benthic.transfer.core import Model, TrainConfig, cross_entropy, fit, linear_head, predict
 from benthic.transfer.encoders import build_encoder
-from benthic.transfer.core import fit
-from benthic.transfer.core import linear_head
-from benthic.transfer.core import predict
-
+from benthic.transfer.results import summarize
 
 CONDITION_CLASSES = ("Healthy coral", "Compromised coral", "Dead coral")
 
@@ -30,13 +24,22 @@ def onehot_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """Accuracy, macro F1 and balanced accuracy (scikit-learn)."""
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
-    return {"accuracy": float(accuracy_score(y_true, y_pred)),
-            "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
-            "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred))}
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+    }
 
 
-def train_onehot(x_train: np.ndarray, y_train: np.ndarray, n_classes: int, cfg: TrainConfig, seed: int,
-                 encoder: nn.Module | None = None, size: int | None = None) -> Model:
+def train_onehot(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    n_classes: int,
+    cfg: TrainConfig,
+    seed: int,
+    encoder: nn.Module | None = None,
+    size: int | None = None,
+) -> Model:
     """Linear probe (x = features, encoder None) or fine-tuning (x = uint8 images, encoder trained too)."""
     dim = x_train.shape[1] if encoder is None else encoder.feature_dim
     torch.manual_seed(seed)
@@ -70,8 +73,13 @@ def label_subset(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
-def onehot_probe_curve(feats: Mapping[str, np.ndarray], y: np.ndarray, photo_ids: np.ndarray,
-                       cfg: TransferConfig, n_classes: int | None = None) -> pd.DataFrame:
+def onehot_probe_curve(
+    feats: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    photo_ids: np.ndarray,
+    cfg: TransferConfig,
+    n_classes: int | None = None,
+) -> pd.DataFrame:
     """Linear-probe learning curve: per encoder, seed (photo split + subset + init) and label fraction."""
     n_classes = n_classes or int(y.max()) + 1
     rows = []
@@ -82,13 +90,28 @@ def onehot_probe_curve(feats: Mapping[str, np.ndarray], y: np.ndarray, photo_ids
             for name, z in feats.items():
                 model = train_onehot(z[sub], y[sub], n_classes, cfg.probe, seed)
                 pred = predict(model, z[te]).argmax(1)
-                rows.append({"encoder": name, "protocol": "linear probe", "fraction": frac, "seed": seed,
-                             "n_train": len(sub), "n_test": len(te), **onehot_metrics(y[te], pred)})
+                rows.append(
+                    {
+                        "encoder": name,
+                        "protocol": "linear probe",
+                        "fraction": frac,
+                        "seed": seed,
+                        "n_train": len(sub),
+                        "n_test": len(te),
+                        **onehot_metrics(y[te], pred),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
-def onehot_finetune_curve(specs: Mapping[str, Mapping], images: np.ndarray, y: np.ndarray, photo_ids: np.ndarray,
-                          cfg: TransferConfig, n_classes: int | None = None) -> pd.DataFrame:
+def onehot_finetune_curve(
+    specs: Mapping[str, Mapping],
+    images: np.ndarray,
+    y: np.ndarray,
+    photo_ids: np.ndarray,
+    cfg: TransferConfig,
+    n_classes: int | None = None,
+) -> pd.DataFrame:
     """Full fine-tuning (encoder + linear head) at `cfg.finetune_fractions` and seeds; same splits as the probe."""
     n_classes = n_classes or int(y.max()) + 1
     rows = []
@@ -101,8 +124,17 @@ def onehot_finetune_curve(specs: Mapping[str, Mapping], images: np.ndarray, y: n
         size = getattr(encoder, "input_size", None)
         model = train_onehot(images[sub], y[sub], n_classes, cfg.finetune, seed, encoder, size)
         pred = predict(model, images[te], size, batch_size=64).argmax(1)
-        rows.append({"encoder": name, "protocol": "fine-tune", "fraction": frac, "seed": seed,
-                     "n_train": len(sub), "n_test": len(te), **onehot_metrics(y[te], pred)})
+        rows.append(
+            {
+                "encoder": name,
+                "protocol": "fine-tune",
+                "fraction": frac,
+                "seed": seed,
+                "n_train": len(sub),
+                "n_test": len(te),
+                **onehot_metrics(y[te], pred),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -112,13 +144,25 @@ def majority_baseline(y: np.ndarray, photo_ids: np.ndarray, cfg: TransferConfig)
     for seed in cfg.seeds:
         tr, te = split_by_photo(photo_ids, cfg.test_fraction, seed)
         pred = np.full(len(te), np.bincount(y[tr]).argmax())
-        rows.append({"encoder": "majority class", "protocol": "reference", "fraction": 1.0, "seed": seed,
-                     "n_train": len(tr), "n_test": len(te), **onehot_metrics(y[te], pred)})
+        rows.append(
+            {
+                "encoder": "majority class",
+                "protocol": "reference",
+                "fraction": 1.0,
+                "seed": seed,
+                "n_train": len(tr),
+                "n_test": len(te),
+                **onehot_metrics(y[te], pred),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def seed_summary(df: pd.DataFrame, by: Sequence[str] = ("encoder", "protocol", "fraction"),
-                 metrics: Sequence[str] = ("accuracy", "macro_f1")) -> pd.DataFrame:
+def seed_summary(
+    df: pd.DataFrame,
+    by: Sequence[str] = ("encoder", "protocol", "fraction"),
+    metrics: Sequence[str] = ("accuracy", "macro_f1"),
+) -> pd.DataFrame:
     """Mean and standard deviation over seeds (columns `<metric>_mean`, `<metric>_std`, `seeds`)."""
     return summarize(df, by, metrics, over="seeds", spread="std")
 
@@ -133,8 +177,14 @@ def plot_learning_curves(summary: pd.DataFrame, metric: str = "macro_f1"):
         part = summary[summary["protocol"] == proto]
         for enc, g in part.groupby("encoder", sort=False):
             g = g.sort_values("fraction")
-            ax.errorbar(100 * g["fraction"], g[f"{metric}_mean"], yerr=g[f"{metric}_std"].fillna(0),
-                        marker="o", capsize=3, label=enc)
+            ax.errorbar(
+                100 * g["fraction"],
+                g[f"{metric}_mean"],
+                yerr=g[f"{metric}_std"].fillna(0),
+                marker="o",
+                capsize=3,
+                label=enc,
+            )
         ax.set_xscale("log")
         ax.set_xlabel("labels used (% of training tiles)")
         ax.set_title(proto)
@@ -156,7 +206,9 @@ def findings(summary: pd.DataFrame, metric: str = "macro_f1") -> list[str]:
             gap = best[f"{metric}_mean"] - second[f"{metric}_mean"]
             spread = np.nanmax([best[f"{metric}_std"], second[f"{metric}_std"], 0])
             verdict = "larger than" if gap > spread else "within"
-            out.append(f"{proto}, {100 * frac:g}% of labels: {best['encoder']} leads with {metric} "
-                       f"{best[f'{metric}_mean']:.3f} vs {second['encoder']} {second[f'{metric}_mean']:.3f} "
-                       f"(gap {gap:.3f}, {verdict} the seed spread {spread:.3f}; {int(best['seeds'])} seed(s)).")
+            out.append(
+                f"{proto}, {100 * frac:g}% of labels: {best['encoder']} leads with {metric} "
+                f"{best[f'{metric}_mean']:.3f} vs {second['encoder']} {second[f'{metric}_mean']:.3f} "
+                f"(gap {gap:.3f}, {verdict} the seed spread {spread:.3f}; {int(best['seeds'])} seed(s))."
+            )
     return out

@@ -3,14 +3,15 @@ tables, and recording new ones with provenance."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
 
-def summarize(df: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], over: str = "seeds",
-              spread: str = "std") -> pd.DataFrame:
+def summarize(
+    df: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], over: str = "seeds", spread: str = "std"
+) -> pd.DataFrame:
     """Mean and sample standard deviation of `metrics` per group of `by` over repeated runs (seeds or folds):
     columns `<metric>_mean`, `<metric>_<spread>` and `over` (the number of runs in the group)."""
     g = df.groupby(list(by), sort=False)
