@@ -9,7 +9,7 @@ from scipy import stats
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
-from benthic.transfer import crossval, cv_stats, encoders
+from benthic.transfer import crossval, cv_stats, encoders, timing
 from benthic.transfer.core import TrainConfig
 
 
@@ -170,6 +170,6 @@ def test_small_end_to_end_run_and_timing():
         crossval.run_models(models, images, y, folds, cfg)
     table = crossval.fold_table(y, groups, folds)
     assert (table["shared groups"] == 0).all() and table.n_test.sum() == len(y)
-    timing = crossval.timing_table(models[:1], 3, cfg, devices=["cpu"])
-    assert list(timing.batch_size) == [1, 8] and (timing.ms_per_image > 0).all()
-    assert np.allclose(timing.images_per_s * timing.ms_per_image, 1e3)
+    times = timing.timing_table(models[:1], 3, cfg, devices=["cpu"])
+    assert list(times.batch_size) == [1, 8] and (times.ms_per_image > 0).all()
+    assert np.allclose(times.images_per_s * times.ms_per_image, 1e3)

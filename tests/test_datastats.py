@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benthic.data import catalogues
 from benthic.data import stats as datastats
 from benthic.data.subsample import spatial_subsample
 from benthic.data.synthetic import synthetic_catalogue
@@ -57,7 +58,7 @@ def test_source_table_and_overview(hand):
     assert t.loc["A"].tolist() == [2, 3, 3, 4]  # datasets, sites, images, rows
     assert t.loc["B"].tolist() == [1, 2, 3, 3]
     assert t.loc["total"].tolist() == [3, 5, 6, 7]
-    o = datastats.overview({"hand": hand}).iloc[0]
+    o = catalogues.overview({"hand": hand}).iloc[0]
     assert (o["n_images"], o["n_sites"], o["with_coordinates"], o["n_catami_annotations"]) == (6, 5, 5, 6)
     assert o["depth_max_m"] == 300.0
 
@@ -90,11 +91,11 @@ def test_annotation_levels_by_hand(hand):
 
 
 def test_parse_dms():
-    assert datastats.parse_dms("10°03'51\"N") == pytest.approx(10 + 3 / 60 + 51 / 3600)
-    assert datastats.parse_dms("99°49'36''E") == pytest.approx(99 + 49 / 60 + 36 / 3600)
-    assert datastats.parse_dms("33°30'00''S") == pytest.approx(-33.5)
+    assert catalogues.parse_dms("10°03'51\"N") == pytest.approx(10 + 3 / 60 + 51 / 3600)
+    assert catalogues.parse_dms("99°49'36''E") == pytest.approx(99 + 49 / 60 + 36 / 3600)
+    assert catalogues.parse_dms("33°30'00''S") == pytest.approx(-33.5)
     with pytest.raises(ValueError):
-        datastats.parse_dms("10.5N")
+        catalogues.parse_dms("10.5N")
 
 
 def test_subsampling_table_matches_report():
@@ -108,7 +109,7 @@ def test_subsampling_table_matches_report():
 
 
 def test_reef_catalogue_positions_and_labels():
-    reef = datastats.reef_catalogue()
+    reef = catalogues.reef_catalogue()
     assert reef["image"].nunique() > 900
     located = reef.dropna(subset=["latitude"])
     assert located["latitude"].between(9.9, 10.2).all() and located["longitude"].between(99.7, 99.9).all()
@@ -120,9 +121,9 @@ def test_reef_catalogue_positions_and_labels():
 
 def test_paper_scale_without_data_says_what_to_fetch(tmp_path):
     with pytest.raises(FileNotFoundError, match="10.20383/103.0614"):
-        datastats.catalogues_for("paper", None)
+        catalogues.catalogues_for("paper", None)
     with pytest.raises(FileNotFoundError, match="10.20383/103.0614"):
-        datastats.catalogues_for("paper", tmp_path)
+        catalogues.catalogues_for("paper", tmp_path)
 
 
 def test_paper_scale_reads_every_csv_under_the_root(tmp_path):
@@ -132,6 +133,6 @@ def test_paper_scale_reads_every_csv_under_the_root(tmp_path):
 
     for name in ("benthicnet_labelled_sample.csv", "benthicnet_unlabelled_sub_sample.csv"):
         shutil.copy(DATA_DIR / "benthicnet" / name, tmp_path / name)
-    (df,) = datastats.catalogues_for("paper", tmp_path).values()
+    (df,) = catalogues.catalogues_for("paper", tmp_path).values()
     assert len(df) == 17 and datastats.n_images(df) == 16
     assert datastats.annotation_levels(df)["n_annotations"].sum() == 10

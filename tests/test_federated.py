@@ -10,6 +10,7 @@ import torch
 from benthic.hierarchy import translate
 from benthic.hierarchy.catami import Hierarchy
 from benthic.transfer import federated as fd
+from benthic.transfer import federated_reef
 from benthic.transfer.hml_probe import stack_targets, subset_targets
 
 PATHS = {
@@ -123,7 +124,7 @@ def test_condition_tree_groups_keep_their_own_labels():
     assert full.m.all()
     assert (shallow.m == (depth == 1)).all()
     assert (cond_only.m == cond).all() and (stress_only.m == ~cond).all()
-    table = fd.groups_table(parties, tree)
+    table = federated_reef.groups_table(parties, tree)
     assert table["tiles labelling condition"].tolist() == [len(full.x), len(shallow.x), len(cond_only.x), 0]
     assert table["tiles labelling stressor"].tolist() == [len(full.x), len(shallow.x), 0, len(stress_only.x)]
     assert table["known (tile, node) labels"].tolist() == [
@@ -147,7 +148,7 @@ def test_prior_head_scores_the_training_positive_rates():
         fd.Party("a", rng.normal(size=(6, 3)), y[:6], m[:6]),
         fd.Party("b", rng.normal(size=(4, 3)), y[6:10], m[6:10]),
     ]
-    head = fd.prior_head(parties, tree, cfg)
+    head = federated_reef.prior_head(parties, tree, cfg)
     s = fd.scores(head, rng.normal(size=(5, 3)) * 10, subset_targets(targets, np.arange(10, 15)), tree)
     # the prior calls coral and healthy coral present on every tile, everything else absent
     # condition F1 per node with a test positive: coral 2*4/(4+5), healthy 2*3/(3+5), dead 0

@@ -8,7 +8,7 @@ from dataclasses import FrozenInstanceError, dataclass
 
 import pytest
 
-from benthic.data.stats import STATS
+from benthic.data.catalogues import STATS
 from benthic.monitoring.runs import IMAGENET_RUNS, SSL_RUNS
 from benthic.monitoring.umap_spread import SPREAD
 from benthic.scales import SCALES, Registry, Settings, check_scale, settings_key

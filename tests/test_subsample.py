@@ -172,9 +172,9 @@ def test_track_that_doubles_back_keeps_pairs_apart():
 
 def test_real_benthicnet_rows():
     """The shipped real rows (ISO datetimes, some with offsets; an image with two annotation rows)."""
-    from benthic.data import stats as datastats
+    from benthic.data import catalogues
 
-    df = datastats.benthicnet_shipped()
+    df = catalogues.benthicnet_shipped()
     kept, report = spatial_subsample(df, progress=False)
     assert report["n_images"].sum() == len(df) and len(kept) == report["n_kept"].sum()
     two = report.set_index("site").loc["A_001_margem"]  # same image twice: identical coordinates

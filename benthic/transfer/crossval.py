@@ -5,7 +5,6 @@ scaling, flipping) on the same folds."""
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -76,6 +75,8 @@ _FIVE_ARMS = (
 
 
 PRESETS: Registry[CVConfig] = Registry("crossval", CVConfig)
+
+
 # seconds: 3 folds of transfer's 200-tile smoke subset, one epoch, two ablation arms
 PRESETS.register(
     "smoke",
@@ -96,6 +97,8 @@ PRESETS.register(
         timing_repeats=1,
     ),
 )
+
+
 # 2-core CPU, minutes: 5 folds; probes on notebook 04's cached features; small ViT (32 px) and CNN (16 px)
 # fine-tuned from scratch for a few epochs; ablation on the CNN at 16 px
 PRESETS.register(
@@ -117,6 +120,8 @@ PRESETS.register(
         timing_repeats=5,
     ),
 )
+
+
 # GPU: ViT-B/16 and ResNet-50 at 224 px, the SeaBot outline's fine-tuning budget (docs/methods.md#vit-transfer),
 # full 2^3 ablation on ViT-B/16
 PRESETS.register("paper", CVConfig())
@@ -368,45 +373,3 @@ def augmentation_ablation(images: np.ndarray, y: np.ndarray, folds: Sequence, cf
     for i, name in enumerate(AUG_NAMES):
         out[name] = out["arm"].map(lambda n: flags[n][i])
     return out
-
-
-# ------------------------------------------------------------------------------ inference time
-@torch.no_grad()
-def inference_time(
-    model: nn.Module, size: int, batch_size: int, device: str = "cpu", warmup: int = 2, repeats: int = 5
-) -> float:
-    """Median seconds per image of model(x) for a random normalised (batch_size, 3, size, size) batch;
-    `warmup` untimed passes first; CUDA synchronised around each timed pass."""
-    model = model.to(device).eval()
-    x = torch.randn(batch_size, 3, size, size, device=device)
-    for _ in range(warmup):
-        model(x)
-    times = []
-    for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        model(x)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) / batch_size
-
-
-def timing_table(
-    models: Sequence[CVModel], n_classes: int, cfg: CVConfig, devices: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """Per model, device (CPU, and CUDA when present) and batch size: ms per image and images/s of
-    encoder + linear head at the model's input size (weights do not change the time)."""
-    devices = list(devices) if devices is not None else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    rows = []
-    for m in tqdm(models, desc="timing", leave=False):
-        encoder = encoders.build_encoder(m.encoder)
-        net = core.Model(core.linear_head(encoder.feature_dim, n_classes), encoder)
-        for dev in devices:
-            for bs in cfg.timing_batches:
-                s = inference_time(net, m.size, bs, dev, repeats=cfg.timing_repeats)
-                rows.append(
-                    {"model": m.name, "device": dev, "batch_size": bs, "ms_per_image": 1e3 * s, "images_per_s": 1.0 / s}
-                )
-    return pd.DataFrame(rows)
