@@ -73,6 +73,21 @@ def label_subset(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
+def _curve_row(
+    name: str, protocol: str, frac: float, seed: int, sub: np.ndarray, y_test: np.ndarray, pred: np.ndarray
+) -> dict:
+    """One point of a learning curve: who, how, how many labels, and the test scores."""
+    return {
+        "encoder": name,
+        "protocol": protocol,
+        "fraction": frac,
+        "seed": seed,
+        "n_train": len(sub),
+        "n_test": len(y_test),
+        **onehot_metrics(y_test, pred),
+    }
+
+
 def onehot_probe_curve(
     feats: Mapping[str, np.ndarray],
     y: np.ndarray,
@@ -90,17 +105,7 @@ def onehot_probe_curve(
             for name, z in feats.items():
                 model = train_onehot(z[sub], y[sub], n_classes, cfg.probe, seed)
                 pred = predict(model, z[te]).argmax(1)
-                rows.append(
-                    {
-                        "encoder": name,
-                        "protocol": "linear probe",
-                        "fraction": frac,
-                        "seed": seed,
-                        "n_train": len(sub),
-                        "n_test": len(te),
-                        **onehot_metrics(y[te], pred),
-                    }
-                )
+                rows.append(_curve_row(name, "linear probe", frac, seed, sub, y[te], pred))
     return pd.DataFrame(rows)
 
 
@@ -124,17 +129,7 @@ def onehot_finetune_curve(
         size = getattr(encoder, "input_size", None)
         model = train_onehot(images[sub], y[sub], n_classes, cfg.finetune, seed, encoder, size)
         pred = predict(model, images[te], size, batch_size=64).argmax(1)
-        rows.append(
-            {
-                "encoder": name,
-                "protocol": "fine-tune",
-                "fraction": frac,
-                "seed": seed,
-                "n_train": len(sub),
-                "n_test": len(te),
-                **onehot_metrics(y[te], pred),
-            }
-        )
+        rows.append(_curve_row(name, "fine-tune", frac, seed, sub, y[te], pred))
     return pd.DataFrame(rows)
 
 
