@@ -31,12 +31,10 @@ def project_home() -> Path:
     return Path(os.environ.get("BENTHIC_HOME") or Path.cwd()).resolve()
 
 
-def data_dir(folder: str | os.PathLike | None = None) -> Path:
-    """The data-set folder: `folder` when given, else `$BENTHIC_DATA`, else `data/` of the project folder (the
-    repository's data/ in a checkout). Runtime tables (CATAMI, translations) are not here: they ship in the
-    package (benthic/hierarchy/tables/)."""
-    if folder is not None:
-        return Path(folder)
+def data_dir() -> Path:
+    """The data-set folder: `$BENTHIC_DATA`, else `data/` of the project folder (the repository's data/ in a
+    checkout); loaders also take their own root argument. Runtime tables (CATAMI, translations) are not here:
+    they ship in the package (benthic/hierarchy/tables/)."""
     env = os.environ.get("BENTHIC_DATA")
     return Path(env) if env else project_home() / "data"
 

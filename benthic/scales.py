@@ -33,23 +33,10 @@ class Settings:
     def validate(self) -> None:
         """Raise ValueError naming the field and the allowed values when a setting is out of range."""
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (lists, numbers, strings) for results files and hashing."""
-        return _plain(asdict(self))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    return value
-
 
 def settings_key(settings: Any) -> str:
-    """Short hash of a settings dataclass (stable across runs and machines)."""
-    data = settings.to_dict() if hasattr(settings, "to_dict") else _plain(asdict(settings))
-    return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+    """Short hash of a settings dataclass's values (stable across runs and machines): cache file suffixes."""
+    return hashlib.sha1(json.dumps(asdict(settings), sort_keys=True).encode()).hexdigest()[:10]
 
 
 S = TypeVar("S")

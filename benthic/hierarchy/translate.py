@@ -15,22 +15,21 @@ import pandas as pd
 
 from benthic.hierarchy.catami import TABLES_DIR, Hierarchy, read_table, split_path
 
-TRANSLATIONS_DIR = TABLES_DIR  # the shipped tables (package data, read with importlib.resources)
 COLUMNS = ("source_label", "source_name", "head", "catami_path", "exact", "note")
 Targets = dict[str, tuple[np.ndarray, np.ndarray]]  # head -> (target float32 (N, n), mask bool (N, n))
 
 
 def _table_path(name_or_path: str | os.PathLike, what: str):
-    """A table's file: a bare name (no suffix) means the shipped table <name>.csv of TRANSLATIONS_DIR
+    """A table's file: a bare name (no suffix) means the shipped table <name>.csv of TABLES_DIR
     (benthic/hierarchy/tables/), anything else a file of yours; FileNotFoundError when absent."""
     if isinstance(name_or_path, (str, os.PathLike)):
         path = Path(name_or_path)
         if not path.suffix:
-            path = TRANSLATIONS_DIR / f"{name_or_path}.csv"
+            path = TABLES_DIR / f"{name_or_path}.csv"
     else:
         path = name_or_path  # already a shipped table (an importlib.resources Traversable)
     if not path.is_file():
-        raise FileNotFoundError(f"{what} {path} not found (see {TRANSLATIONS_DIR / 'README.md'})")
+        raise FileNotFoundError(f"{what} {path} not found (see {TABLES_DIR / 'README.md'})")
     return path
 
 

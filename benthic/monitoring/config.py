@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from benthic import metrics
+from benthic.scales import settings_key
 
 METRIC_LABELS = {
     "ami_c1_gt": "AMI(C1,C_GT)",
@@ -17,17 +16,9 @@ METRIC_LABELS = {
     "rankme": "RankMe",
     "alpha_req": "alpha-ReQ",
 }
-
-
 LABEL_BASED = ("ami_c1_gt", "s_gt")
-
-
 LABEL_FREE = ("ami_c1_c2", "s1", "entropy", "rankme", "alpha_req")
-
-
 ALL_METRICS = ("ami_c1_gt", "ami_c1_c2", "s_gt", "s1", "entropy", "rankme", "alpha_req")
-
-
 SIGNIFICANCE = 0.05
 
 
@@ -57,4 +48,4 @@ class MonitorConfig:
 
     def key(self) -> str:
         """Short hash of the settings (cache file suffix)."""
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        return settings_key(self)

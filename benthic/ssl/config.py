@@ -9,6 +9,14 @@ from dataclasses import asdict, dataclass, fields, replace
 from benthic.scales import Registry, check_scale
 from benthic.ssl.registry import method_spec
 
+PRECISIONS = ("bf16", "fp32")
+
+
+def check_precision(precision: str) -> None:
+    """Refuse a precision other than bf16 autocast or fp32, naming the choices."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be 'bf16' or 'fp32', got {precision!r}")
+
 
 @dataclass(frozen=True)
 class SSLConfig:
@@ -45,8 +53,7 @@ class SSLConfig:
 
     def __post_init__(self):
         method_spec(self.method)
-        if self.precision not in ("bf16", "fp32"):
-            raise ValueError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
+        check_precision(self.precision)
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError(f"need epochs >= 1 and batch_size >= 2, got {self.epochs} and {self.batch_size}")
         bad = [m for m in self.milestones if not 0 <= m <= self.epochs]

@@ -17,7 +17,7 @@ from benthic import io, paths
 from benthic.probe import knn_accuracy
 from benthic.provenance import provenance
 from benthic.scales import Registry, Settings
-from benthic.ssl.config import SSLConfig
+from benthic.ssl.config import SSLConfig, check_precision
 from benthic.ssl.trainer import embed, load_encoder, milestone_epoch, read_milestone
 
 if TYPE_CHECKING:
@@ -35,8 +35,7 @@ class KNNScale(Settings):
     def validate(self) -> None:
         if self.n_test is not None and self.n_test < 1:
             raise ValueError(f"n_test must be positive or None (all), got {self.n_test}")
-        if self.precision not in ("bf16", "fp32"):
-            raise ValueError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
+        check_precision(self.precision)
 
 
 KNN: Registry[KNNScale] = Registry("kNN monitor", KNNScale)

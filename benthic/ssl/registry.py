@@ -57,5 +57,6 @@ register(MethodSpec("barlow", BarlowTwins, "Barlow Twins", 800))
 
 METHOD_NAMES = tuple(METHODS)
 PAPER_METHODS = tuple(
-    s.name for s in sorted(METHODS.values(), key=lambda s: s.monitoring_column or 0) if s.monitoring_column is not None
+    s.name
+    for s in sorted((s for s in METHODS.values() if s.monitoring_column is not None), key=lambda s: s.monitoring_column)
 )
