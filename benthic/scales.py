@@ -14,7 +14,9 @@ import json
 from dataclasses import asdict, fields, is_dataclass, replace
 from typing import Any, Generic, TypeVar
 
-SCALES = ("smoke", "quick", "paper")  # smallest to largest: tests, a 2-core CPU in minutes, the papers' settings
+SCALES = ("smoke", "quick", "gpu", "paper")
+"""Smallest to largest: tests (seconds), a 2-core CPU (minutes), one GPU in a short window (minutes), the
+papers' settings (GPU, hours)."""
 
 
 def check_scale(scale: str) -> str:

@@ -52,7 +52,7 @@ def test_parse_value():
 
 
 def test_unknown_scale_is_refused():
-    with pytest.raises(ValueError, match="smoke, quick, paper"):
+    with pytest.raises(ValueError, match="smoke, quick, gpu, paper"):
         check_scale("huge")
 
 

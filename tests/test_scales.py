@@ -84,7 +84,7 @@ def test_every_experiment_registers_every_scale(registry):
 
 def test_check_scale_names_the_choices():
     assert check_scale("quick") == "quick"
-    with pytest.raises(ValueError, match="smoke, quick, paper"):
+    with pytest.raises(ValueError, match="smoke, quick, gpu, paper"):
         check_scale("huge")
 
 

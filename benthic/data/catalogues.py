@@ -40,6 +40,10 @@ STATS.register("smoke", StatsScale(synthetic_rows=5_000))
 STATS.register("quick", StatsScale(synthetic_rows=200_000))
 
 
+# the statistics need no GPU: the gpu scale describes the same catalogues as quick
+STATS.register("gpu", StatsScale(synthetic_rows=200_000))
+
+
 STATS.register("paper", StatsScale(synthetic_rows=0))
 
 

@@ -61,11 +61,13 @@ def _check_probe(probe: str) -> None:
 SSL_RUNS: Registry[SSLRunScale] = Registry("monitoring (SSL runs)", SSLRunScale)
 SSL_RUNS.register("smoke", SSLRunScale(n_test=150, probe="fast", max_methods=1))
 SSL_RUNS.register("quick", SSLRunScale(n_test=2000, probe="fast"))
+SSL_RUNS.register("gpu", SSLRunScale(n_test=None, probe="fast"))
 SSL_RUNS.register("paper", SSLRunScale(n_test=None, probe="paper"))
 # CPU inference at 224-260 px is slow: the quick scale embeds a few hundred images
 IMAGENET_RUNS: Registry[ImageNetRunScale] = Registry("monitoring (ImageNet models)", ImageNetRunScale)
 IMAGENET_RUNS.register("smoke", ImageNetRunScale(n_test=60, n_train=40, probe="fast", max_models=1))
 IMAGENET_RUNS.register("quick", ImageNetRunScale(n_test=300, n_train=300, probe="fast"))
+IMAGENET_RUNS.register("gpu", ImageNetRunScale(n_test=None, n_train=10_000, probe="paper"))
 IMAGENET_RUNS.register("paper", ImageNetRunScale(n_test=None, n_train=None, probe="paper"))
 
 

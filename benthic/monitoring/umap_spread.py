@@ -37,6 +37,7 @@ class SpreadScale(Settings):
 SPREAD: Registry[SpreadScale] = Registry("UMAP seed spread", SpreadScale)
 SPREAD.register("smoke", SpreadScale(seeds=(1,)))
 SPREAD.register("quick", SpreadScale(seeds=(1, 2), n_jobs=2))
+SPREAD.register("gpu", SpreadScale(seeds=(1, 2, 3), n_jobs=8))
 SPREAD.register("paper", SpreadScale(seeds=(1, 2, 3, 4), n_jobs=2))
 
 

@@ -140,6 +140,11 @@ PRESETS.register(
         )
     ),
 )
+# gpu: one short GPU window (benchmarks/gpu_run.sh): the paper scale's CIFAR ResNet-18, batch 512 and the
+# methods' hyperparameters on the full train split, but few epochs, with milestones dense early so Table I has
+# enough of them for its correlations to mean something.
+GPU_MILESTONES = (0, 1, 2, 3, 4, 6, 8, 11, 15, 20, 25, 30, 35, 40)
+PRESETS.register("gpu", SSLPreset(SSLConfig(epochs=40, milestones=GPU_MILESTONES, scale="gpu")))
 PRESETS.register("paper", SSLPreset(SSLConfig(milestone_every=20, scale="paper"), paper_epochs=True))
 
 

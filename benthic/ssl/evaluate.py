@@ -41,6 +41,7 @@ class KNNScale(Settings):
 KNN: Registry[KNNScale] = Registry("kNN monitor", KNNScale)
 KNN.register("smoke", KNNScale(n_test=1000, precision="bf16"))
 KNN.register("quick", KNNScale(n_test=5000, precision="bf16"))
+KNN.register("gpu", KNNScale(n_test=None, precision="bf16"))
 KNN.register("paper", KNNScale(n_test=None, precision="fp32"))
 
 

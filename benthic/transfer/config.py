@@ -93,6 +93,8 @@ PRESETS.register(
         random_backbone="small_cnn",
     ),
 )
+# gpu: the reef set is small (about 1 000 tiles), so one GPU runs the papers' settings; not yet timed on a GPU
+PRESETS.register("gpu", TransferConfig())
 # GPU: the papers' settings (HML head AdamW lr 3e-5, wd 1e-5, 100 epochs, batch 128; ResNet-50)
 PRESETS.register("paper", TransferConfig())
 

@@ -73,6 +73,10 @@ PRESETS.register(
 PRESETS.register("quick", FedConfig(rounds=20, local_epochs=3, batch_size=32, hidden=256, dropout=0.5))
 
 
+# gpu: the HML head on cached features is cheap anywhere, so the gpu scale federates at the paper's settings
+PRESETS.register("gpu", FedConfig())
+
+
 PRESETS.register("paper", FedConfig())
 
 
