@@ -206,7 +206,7 @@ def test_load_images_skips_and_counts_corrupt_missing_and_escaping(tmp_path):
     assert sum("skipping BenthicNet image" in m for m in messages) == 3
     assert "3 of 7 BenthicNet images skipped" in messages[-1]
     assert out.n_skipped == 3 and sorted(out.skipped) == [1, 3, 6]
-    assert "escapes" in out.skipped[6] and "FileNotFoundError" in out.skipped[3]
+    assert "escapes" in out.skipped[6] and "missing file" in out.skipped[3]
     np.testing.assert_array_equal(out.rows, [0, 2, 4, 5])
     assert out.images.shape == (4, 16, 16, 3) and out.images.dtype == np.uint8
     for k, i in enumerate(out.rows):  # flat colours survive resize/crop (JPEG/TIFF/PNG within +-3)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from benthic.data.reader import try_read
 from benthic.hierarchy.describe import describe
 from benthic.io import atomic_path, write_text
 from benthic.transfer import core, hml_model
@@ -49,28 +50,9 @@ def files_from_csv(csv_path: str | os.PathLike, image_root: str | os.PathLike) -
 
 
 def load_image_stretched(path: Path, size: int) -> tuple[np.ndarray | None, str]:
-    """(uint8 (size, size, 3) array, "") or (None, reason): missing, unreadable, empty, not an image, corrupt.
+    """(uint8 (size, size, 3) array, "") or (None, reason), by the package's one reader (benthic.data.reader).
     The whole photo is stretched (bilinear) to a square, as the reef tiles the heads are trained on are seen."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        if path.stat().st_size == 0:
-            return None, "empty file"
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        return None, "missing file"
-    except OSError as exc:
-        return None, f"unreadable: {exc.strerror or exc}"
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            rgb = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-    except UnidentifiedImageError:
-        return None, "not an image (unrecognised format)"
-    except (OSError, ValueError, SyntaxError) as exc:  # truncated or otherwise corrupt image data
-        return None, f"corrupt image: {exc}"
-    return np.asarray(rgb, dtype=np.uint8), ""
+    return try_read(path, size, "stretch")
 
 
 # ------------------------------------------------------------------------------------------ the model

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pandas as pd
 
+from benthic.data.reader import UnreadableImage, read_rgb
 from benthic.hierarchy.catami import HEADS, Hierarchy, load_hierarchies
 from benthic.paths import safe_join
 
@@ -212,23 +213,6 @@ def missing_images_message(frame: pd.DataFrame, root: str | os.PathLike, example
     return "\n".join(lines)
 
 
-def _load_rgb_centre_square(path: Path, size: int | None) -> np.ndarray:
-    """Decode an image to uint8 RGB; with `size`, resize the shorter side to it (bilinear) and centre-crop a
-    square, keeping the aspect of BenthicNet's photos of any shape."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if size is not None:
-            w, h = im.size
-            scale = size / min(w, h)
-            nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-            im = im.resize((nw, nh), Image.Resampling.BILINEAR)
-            left, top = (nw - size) // 2, (nh - size) // 2
-            im = im.crop((left, top, left + size, top + size))
-        return np.asarray(im, dtype=np.uint8)
-
-
 class BenthicNetImages:
     """A torch-style map Dataset over catalogue rows: item i -> (uint8 (H, W, 3) array, i), or None (with a
     warning, recorded in `.skipped`) when the file is missing, corrupt or its path would escape `root`."""
@@ -245,8 +229,8 @@ class BenthicNetImages:
     def __getitem__(self, i: int) -> tuple[np.ndarray, int] | None:
         try:
             path = image_path(self.root, self.records[i])
-            return _load_rgb_centre_square(path, self.size), i
-        except (OSError, ValueError, SyntaxError) as err:  # missing, unreadable/corrupt, unsafe path
+            return read_rgb(path, self.size, "centre_square"), i
+        except (UnreadableImage, OSError, ValueError) as err:  # missing, unreadable/corrupt, unsafe path
             reason = f"{type(err).__name__}: {err}"
             self.skipped[i] = reason
             warnings.warn(f"skipping BenthicNet image of row {i}: {reason}", stacklevel=2)
