@@ -11,7 +11,7 @@ import benthic
 PACKAGE = Path(benthic.__file__).parent
 # lowest first; groups on one layer are peers and do not import each other
 LAYERS: list[set[str]] = [
-    {"leaves"},  # paths, io, seed, provenance, scales, metrics and the package's __init__
+    {"leaves"},  # paths, io, seed, provenance, scales, metrics, errors and the package's __init__
     {"hierarchy"},
     {"data"},
     {"models"},
@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"monitoring", "transfer"},
     {"cli"},
 ]
-LEAVES = {"__init__", "paths", "io", "seed", "provenance", "scales", "metrics"}
+LEAVES = {"__init__", "paths", "io", "seed", "provenance", "scales", "metrics", "errors"}
 
 
 def group(module: str) -> str:

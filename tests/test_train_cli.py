@@ -46,3 +46,18 @@ def test_train_cli_with_monitor_logs_each_milestone(monkeypatch, tmp_path, capsy
     with pytest.raises(ValueError, match="--monitor must be between 1 and 10000"):
         train.monitor_images("cifar10", 0, seed=0)
     assert np.array_equal(train.monitor_images("cifar10", 5, 1), train.monitor_images("cifar10", 5, 1))
+
+
+def test_a_user_error_is_one_line_and_status_2(monkeypatch, capsys):
+    """The console script shows a UserError as one line on stderr with exit status 2, not a traceback."""
+    import benthic.cli.train as train_cli
+    from benthic.cli.main import main
+    from benthic.errors import UserError
+
+    def refuse(args):
+        raise UserError("--batch-size must be >= 1, got 0")
+
+    monkeypatch.setattr(train_cli, "run", refuse)
+    assert main(["train", "--method", "simclr"]) == 2
+    err = capsys.readouterr().err
+    assert err == "benthic train: error: --batch-size must be >= 1, got 0\n"

@@ -1,11 +1,14 @@
 """The `benthic` console script: one argparse subcommand per task. To add one, append
-(name, help, "module") to COMMANDS; the module provides add_arguments(parser) and run(args) -> int."""
+(name, help, "module") to COMMANDS; the module provides add_arguments(parser) and run(args) -> int.
+A `benthic.errors.UserError` raised by a command is printed as one line with exit status 2."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+
+from benthic.errors import UserError
 
 COMMANDS: list[tuple[str, str, str]] = [
     (
@@ -32,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == [name]:
             importlib.import_module(module).add_arguments(p)
     args = parser.parse_args(argv)
-    return int(importlib.import_module(args._module).run(args) or 0)
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except UserError as exc:
+        print(f"benthic {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
