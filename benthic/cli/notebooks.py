@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from benthic.paths import ROOT
@@ -13,6 +15,9 @@ from benthic.scales import SCALES, check_scale
 
 NOTEBOOK_DIR = ROOT / "notebooks"
 KERNEL_NAME = "benthic"
+# notebooks that reuse what another one writes (milestones, cached features) start after it when run side by side;
+# each still runs alone (it computes what is missing), so this only avoids doing the same work twice at once
+AFTER = {"02": ("01",), "05": ("04",), "06": ("04",), "07": ("04",)}
 
 
 def numbered_notebooks(only: list[str] | None = None) -> list[Path]:
@@ -68,6 +73,43 @@ def describe_failure(exc: BaseException, output: Path) -> str:
     return f"{where} raised {ename}: {evalue}\n  executed copy with the traceback: {output}"
 
 
+def _number(book: Path) -> str:
+    return book.name[:2]
+
+
+def run_side_by_side(books: list[Path], jobs: int, start: Callable[[Path], subprocess.Popen]) -> list[Path]:
+    """Run `books` with at most `jobs` at once, each started after the notebooks it depends on (AFTER, among
+    those selected) have finished; stop starting new ones after a failure. Returns the failed notebooks."""
+    selected = {_number(b) for b in books}
+    pending, running, finished, failed = list(books), {}, set(), []
+    while pending or running:
+        for book in list(pending):
+            deps = set(AFTER.get(_number(book), ())) & selected
+            if len(running) < jobs and not failed and deps <= finished:
+                pending.remove(book)
+                running[book] = start(book)
+        for book, proc in list(running.items()):
+            if proc.poll() is not None:
+                del running[book]
+                finished.add(_number(book))
+                if proc.returncode != 0:
+                    failed.append(book)
+        if failed and not running:
+            break
+        time.sleep(0.2)
+    return failed
+
+
+def _child(book: Path, args: argparse.Namespace, threads: int) -> subprocess.Popen:
+    """One notebook in its own runner process, its math libraries held to `threads` threads."""
+    cmd = [sys.executable, "-m", "benthic.cli.notebooks", "--scale", args.scale, "--only", book.stem, "--jobs", "1"]
+    cmd += ["--kernel", args.kernel, "--no-progress"] + (["--out", args.out] if args.out else [])
+    for name, value in args.parameter:
+        cmd += ["-p", name, value]
+    threads_env = {k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    return subprocess.Popen(cmd, env={**os.environ, **threads_env, "NUMBA_NUM_THREADS": str(threads)})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line of the runner: `python -m benthic.cli.notebooks --scale quick --only 00,02 -p key value`."""
     parser = argparse.ArgumentParser(description="Regenerate the tables and figures by executing the notebooks.")
@@ -89,7 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default=None, help="folder for executed copies (default executed/<scale>)")
     parser.add_argument("--kernel", default=KERNEL_NAME)
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="notebooks run side by side, the CPU's threads shared among them (default 1: one after another)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
 
     scale = check_scale(args.scale)
     books = numbered_notebooks(args.only.split(",") if args.only else None)
@@ -98,11 +149,20 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     print(f"benthic: {len(books)} notebook(s) at scale {scale!r}; executed copies in {out_dir}", flush=True)
     total = time.perf_counter()
+    if args.jobs > 1 and len(books) > 1:
+        threads = max(1, (os.cpu_count() or 2) // args.jobs)
+        print(f"benthic: {args.jobs} notebooks at a time, {threads} thread(s) each", flush=True)
+        failed = run_side_by_side(books, args.jobs, lambda book: _child(book, args, threads))
+        if failed:
+            print(f"FAILED: {', '.join(b.name for b in failed)} (see the messages above)", file=sys.stderr, flush=True)
+            return 1
+        print(f"benthic: all {len(books)} notebook(s) done in {time.perf_counter() - total:.0f} s", flush=True)
+        return 0
     for i, book in enumerate(books, 1):
         print(f"[{i}/{len(books)}] {book.name} ...", flush=True)
         start = time.perf_counter()
         try:
-            execute(book, out_dir, parameters, kernel=args.kernel)
+            execute(book, out_dir, parameters, kernel=args.kernel, progress=not args.no_progress)
         except Exception as exc:  # papermill raises PapermillExecutionError; anything else is reported too
             print(
                 f"FAILED {book.name} after {time.perf_counter() - start:.0f} s: "
