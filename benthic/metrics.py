@@ -20,7 +20,9 @@ Choices where the paper is vague (also stated in notebook 02):
 
 Degenerate input raises ValueError with the reason (non-finite rows, fewer samples than k or than
 UMAP's neighbours, a single label for a silhouette, constant embeddings for UMAP); the monitoring
-layer turns those into NaN with the reason in a `notes` column.
+layer turns those into NaN with the reason in a `notes` column. Non-finite input anywhere (an embedding,
+a label, a spectrum passed in, a bin width, a tolerance) is a ValueError too: no function returns NaN, and
+none returns -0.0 (a zero result is +0.0).
 """
 
 from __future__ import annotations
@@ -55,7 +57,27 @@ def _check_labels(labels: np.ndarray, n: int, name: str) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},), got {labels.shape}")
+    if np.issubdtype(labels.dtype, np.floating) and not np.isfinite(labels).all():
+        bad = np.flatnonzero(~np.isfinite(labels))
+        raise ValueError(f"{name} has {len(bad)} NaN or inf label(s) (first: {bad[:5].tolist()})")
     return labels
+
+
+def _check_number(value: float, name: str, low: float = 0.0, low_inclusive: bool = False) -> float:
+    """`value` as a float, or ValueError unless it is finite and above `low` (or equal to it if allowed)."""
+    value = float(value)
+    if not np.isfinite(value) or value < low or (value == low and not low_inclusive):
+        kind = f"number >= {low:g}" if low_inclusive else ("positive number" if low == 0 else f"number > {low:g}")
+        raise ValueError(f"{name} must be a finite {kind}, got {value}")
+    return value
+
+
+def _result(value: float, what: str) -> float:
+    """A metric's value as a float: ValueError if it is not finite, and +0.0 for any zero (never -0.0)."""
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{what} came out {value}; its input is degenerate")
+    return value + 0.0
 
 
 def exact_knn(z: np.ndarray, k: int, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
@@ -64,8 +86,8 @@ def exact_knn(z: np.ndarray, k: int, chunk: int = 2048) -> tuple[np.ndarray, np.
     import torch
 
     z = check_embeddings(z)
-    if k > len(z):
-        raise ValueError(f"k={k} neighbours requested from {len(z)} samples")
+    if not 1 <= k <= len(z):
+        raise ValueError(f"k={k} neighbours requested from {len(z)} samples; need 1 <= k <= {len(z)}")
     x = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
     sq = (x * x).sum(1)
     idx_out, dist_out = [], []
@@ -96,6 +118,8 @@ def umap_3d(
     import umap
 
     z = check_embeddings(z)
+    if n_neighbors < 2:
+        raise ValueError(f"UMAP needs n_neighbors >= 2, got {n_neighbors}")
     if len(z) <= n_neighbors:
         raise ValueError(f"UMAP with n_neighbors={n_neighbors} needs more than {n_neighbors} samples, got {len(z)}")
     if len(np.unique(z, axis=0)) <= n_components + 1:
@@ -152,11 +176,11 @@ def ami(labels_a: np.ndarray, labels_b: np.ndarray) -> float:
     """Adjusted mutual information (scikit-learn, arithmetic normalisation) between two labellings."""
     from sklearn.metrics import adjusted_mutual_info_score
 
-    labels_a = np.asarray(labels_a)
+    labels_a = _check_labels(labels_a, len(np.asarray(labels_a)), "labels_a")
     _check_labels(labels_b, len(labels_a), "labels_b")
     if len(labels_a) == 0:
         raise ValueError("AMI of empty labellings is undefined")
-    return float(adjusted_mutual_info_score(labels_a, labels_b))
+    return _result(adjusted_mutual_info_score(labels_a, labels_b), "AMI")
 
 
 def silhouette(
@@ -204,7 +228,7 @@ def silhouettes(
         a = (total * oh).sum(1) / (n_own - 1).clamp_min(1)
         b = torch.where(own, torch.inf, total / sizes).min(1).values
         s = torch.where(n_own > 1, (b - a) / torch.maximum(a, b).clamp_min(1e-300), torch.zeros_like(a))
-        out.append(float(s.mean()))
+        out.append(_result(s.mean(), "silhouette"))
     return out
 
 
@@ -212,15 +236,14 @@ def entropy_3d(z3: np.ndarray, bin_width: float = 0.4) -> float:
     """Entropy in nats of the histogram of `z3` with bins `bin_width * std_i` wide in each dimension
     (paper: 0.4, 0.8 for supervised ImageNet models), p = counts / N. Works for any number of dims."""
     z3 = check_embeddings(z3, "z3", min_rows=1)
-    if bin_width <= 0:
-        raise ValueError(f"bin_width must be positive, got {bin_width}")
+    bin_width = _check_number(bin_width, "bin_width")
     width = bin_width * z3.std(axis=0)
     offset = z3 - z3.min(axis=0)
     safe = np.where(width > 0, width, 1.0)
     bins = np.where(width > 0, np.floor(offset / safe), 0).astype(np.int64)
     _, counts = np.unique(bins, axis=0, return_counts=True)
     p = counts / len(z3)
-    return float(-(p * np.log(p)).sum())
+    return _result(-(p * np.log(p)).sum(), "entropy")
 
 
 def singular_values(z: np.ndarray, center: bool = True) -> np.ndarray:
@@ -240,12 +263,25 @@ def rankme(z: np.ndarray, eps: float = 1e-7, s: np.ndarray | None = None) -> flo
     """RankMe (Garrido et al. 2023): exp of the entropy of p_k = s_k / sum(s) + eps, s the singular
     values of the (uncentred) embedding matrix; between 1 and min(N, D) (+ an eps-sized excess).
     Pass `s` (= singular_values(z, center=False)) to reuse a spectrum already computed."""
-    s = singular_values(z, center=False) if s is None else np.asarray(s, float)
+    s = singular_values(z, center=False) if s is None else _check_spectrum(s)
+    eps = _check_number(eps, "eps", low_inclusive=True)
     total = s.sum()
     if total <= 0:
         raise ValueError("RankMe of an all-zero embedding matrix is undefined")
     p = s / total + eps
-    return float(np.exp(-(p * np.log(p)).sum()))
+    return _result(np.exp(-(p * np.log(p, out=np.zeros_like(p), where=p > 0)).sum()), "RankMe")
+
+
+def _check_spectrum(s: np.ndarray) -> np.ndarray:
+    """Singular values passed in: a non-empty 1-d array of finite, non-negative numbers, sorted descending."""
+    s = np.asarray(s, dtype=np.float64)
+    if s.ndim != 1 or len(s) == 0:
+        raise ValueError(f"singular values must be a non-empty 1-d array, got shape {s.shape}")
+    if not np.isfinite(s).all() or (s < 0).any():
+        raise ValueError("singular values must be finite and non-negative (NaN, inf or a negative value given)")
+    if (np.diff(s) > 0).any():
+        raise ValueError("singular values must be sorted in descending order (as singular_values returns them)")
+    return s
 
 
 def alpha_req(
@@ -257,7 +293,8 @@ def alpha_req(
     are left out). Larger alpha = faster decay = fewer effective dimensions. Pass `s`
     (= singular_values(z)) to reuse a spectrum already computed."""
     z = check_embeddings(z, min_rows=3)
-    s = singular_values(z, center=True) if s is None else np.asarray(s, float)
+    s = singular_values(z, center=True) if s is None else _check_spectrum(s)
+    rel_tol = _check_number(rel_tol, "rel_tol", low_inclusive=True)
     eig = s**2 / (len(z) - 1)
     if eig[0] <= 0:
         raise ValueError("alpha-ReQ of constant embeddings is undefined (all covariance eigenvalues are 0)")
@@ -271,13 +308,14 @@ def alpha_req(
         )
     ranks = np.arange(first, last + 1)
     slope = np.polyfit(np.log(ranks), np.log(eig[first - 1 : last]), 1)[0]
-    return float(-slope)
+    return _result(-slope, "alpha-ReQ")
 
 
 def outlier_mask(z: np.ndarray, threshold: float = 8.0) -> np.ndarray:
     """Rows far from the bulk (paper Figs. 2-4: outliers that shrink the entropy by stretching std):
     |z - median| > threshold * 1.4826 * MAD in any dimension. Zero-MAD dimensions are ignored."""
     z = check_embeddings(z, min_rows=1)
+    threshold = _check_number(threshold, "threshold")
     med = np.median(z, axis=0)
     scale = 1.4826 * np.median(np.abs(z - med), axis=0)
     ok = scale > 0

@@ -50,11 +50,13 @@ def _fail(path: Path, record: int, column: str, problem: str, n_bad: int = 1) ->
 
 def _read(path: str | os.PathLike, required: tuple[str, ...], schema: str) -> tuple[Path, pd.DataFrame]:
     """Read every cell as text (empty stays ''), checking the file exists, is not empty and has `required`."""
+    from benthic.io import read_csv  # the strict reader: field counts per row and UTF-8 checked
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"BenthicNet {schema} CSV {path} not found")
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig")
+        df = read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path}: the file is empty; expected a header line with {', '.join(required)}") from None
     missing = [c for c in required if c not in df.columns]
@@ -69,20 +71,32 @@ def _read(path: str | os.PathLike, required: tuple[str, ...], schema: str) -> tu
 
 
 def _coordinates(path: Path, df: pd.DataFrame) -> None:
-    """Replace latitude/longitude by float64, refusing empty, non-numeric or out-of-range values."""
+    """Replace latitude/longitude by float64, refusing empty, NaN, non-numeric, infinite or out-of-range values
+    (latitude in [-90, 90], longitude in [-180, 180]); the first bad row is named, the next ten by line too."""
+    from benthic.errors import UserError
+
     for column, limit in (("latitude", 90.0), ("longitude", 180.0)):
         text = df[column].str.strip()
         values = pd.to_numeric(text, errors="coerce")
+        nan_text = text.str.lower().str.lstrip("+-") == "nan"
         checks = (
             (text == "", "is empty; every row needs coordinates"),
-            (values.isna() & (text != ""), "is not a number"),
+            (nan_text, "is NaN; every row needs real coordinates"),
+            (values.isna() & (text != "") & ~nan_text, "is not a number"),
             (values.notna() & ~np.isfinite(values.fillna(0.0)), "is not finite"),
             (values.abs() > limit, f"is outside [-{limit:g}, {limit:g}]"),
         )
         for bad, problem in checks:
-            if bad.any():
-                k = int(np.flatnonzero(bad.to_numpy())[0])
-                _fail(path, k, column, f"value {df[column].iloc[k]!r} {problem}", int(bad.sum()))
+            rows = np.flatnonzero(bad.to_numpy())
+            if len(rows):
+                first, *more = (int(k) for k in rows[:11])
+                listed = ", ".join(f"line {_file_line(path, k)} {df[column].iloc[k]!r}" for k in more)
+                tail = f" ({len(rows) - 1} more row(s) with the same problem in this column: {listed}" if more else ""
+                tail += (", ..." if len(rows) > 11 else "") + (")" if more else "")
+                raise UserError(
+                    f"{path}: line {_file_line(path, first)}, column {column!r}: value {df[column].iloc[first]!r} "
+                    f"{problem}{tail}"
+                )
         df[column] = values.astype(np.float64)
 
 
@@ -156,6 +170,34 @@ def group_labels(labelled: pd.DataFrame) -> pd.DataFrame:
         lists = paths.agg(lambda s: list(dict.fromkeys(s)))
         out[head] = [lists.get(k, []) for k in out.index]
     return out.reset_index()
+
+
+PARTITIONS = ("train", "test")
+
+
+def train_test_partition(df: pd.DataFrame, **spatial: Any) -> tuple[np.ndarray, str]:
+    """Per row 'train' / 'test' (or 'unassigned' / 'excluded') and a sentence saying where it comes from:
+    BenthicNet's released `partition` column wherever a row has one (rows without a value are 'unassigned');
+    only when the column is absent or empty, `benthic.data.subsample.spatial_partition(df, **spatial)`."""
+    from benthic.data.subsample import spatial_partition
+    from benthic.errors import UserError
+
+    given = df["partition"].astype("string").str.strip().str.lower() if "partition" in df.columns else None
+    if given is None or given.fillna("").eq("").all():
+        out = spatial_partition(df, **spatial)
+        return out, "no released `partition` column: spatial partition (benthic.data.subsample.spatial_partition)"
+    values = given.fillna("")
+    bad = ~values.isin([*PARTITIONS, ""])
+    if bad.any():
+        k = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(
+            f"row {k}: partition {df['partition'].iloc[k]!r} is not one of {', '.join(PARTITIONS)} "
+            f"({int(bad.sum())} such row(s))"
+        )
+    out = values.where(values != "", "unassigned").to_numpy(dtype=object)
+    n_missing = int((values == "").sum())
+    note = "BenthicNet's released `partition` column"
+    return out, note + (f"; {n_missing} row(s) without one left unassigned" if n_missing else "")
 
 
 def encode_heads(

@@ -4,7 +4,6 @@ torchvision's python format under a user folder; seeded stratified subsets for t
 from __future__ import annotations
 
 import hashlib
-import io
 import tarfile
 import warnings
 from pathlib import Path, PurePosixPath
@@ -12,6 +11,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from tqdm.auto import tqdm
 
+from benthic.data.reader import READER_VERSION, UnreadableImage, read_rgb
 from benthic.io import save_npy
 from benthic.paths import DATA_DIR, cache_dir
 
@@ -54,7 +54,8 @@ def load_cifar(
 
 def load_cifar_archive(archive: str | Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """Images and labels of `split` from a `train|test/<class>/NNNN.jpg` tar archive, decoded on first
-    use into cache_dir() (keyed by the archive's content hash, so a changed archive re-decodes)."""
+    use into cache_dir() (keyed by the archive's content hash and the image reader's version, so a changed
+    archive, or a reader that decodes differently, re-decodes)."""
     archive = Path(archive)
     if not archive.is_file():
         raise FileNotFoundError(
@@ -62,7 +63,7 @@ def load_cifar_archive(archive: str | Path, split: str = "train") -> tuple[np.nd
             f"restore it with `git checkout -- data/cifar10` or pass root= a folder holding torchvision's "
             f"cifar-10-batches-py (from {_TORCHVISION['cifar10'][2]})"
         )
-    folder = cache_dir() / f"cifar10-{_file_hash(archive)[:16]}"
+    folder = cache_dir() / f"cifar10-{_file_hash(archive)[:16]}-reader{READER_VERSION}"
     paths = {s: (folder / f"{s}_images.npy", folder / f"{s}_labels.npy") for s in SPLITS}
     if not all(p.is_file() for pair in paths.values() for p in pair):
         decoded = _decode_archive(archive)
@@ -113,9 +114,10 @@ def _decode_archive(archive: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def _decode_many(blobs: list[bytes], names: list[str], archive: Path) -> np.ndarray:
-    """uint8 (n, 32, 32, 3) from encoded images: torchvision's batched JPEG decoder when present (about 2x
-    PIL's speed, same pixels; deprecated since torchvision 0.29, which is pinned), else or on failure PIL,
-    which names a bad member."""
+    """uint8 (n, 32, 32, 3) from encoded images: torchvision's batched JPEG decoder when every member is a
+    32x32 JPEG (about 2x PIL's speed, the same pixels as the package's reader for these baseline 8-bit RGB
+    JPEGs; deprecated since torchvision 0.29, which is pinned), else or on failure the package's reader
+    (benthic.data.reader), which names a bad member."""
     import torch
 
     try:
@@ -139,13 +141,10 @@ def _decode_many(blobs: list[bytes], names: list[str], archive: Path) -> np.ndar
 
 
 def _decode_one(blob: bytes, name: str, archive: Path) -> np.ndarray:
-    """Decode one member with PIL, checking it is a 32x32 image."""
-    from PIL import Image, UnidentifiedImageError
-
+    """Decode one member with the package's reader, checking it is a 32x32 image."""
     try:
-        with Image.open(io.BytesIO(blob)) as im:
-            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as err:
+        arr = read_rgb(blob, None, "none")
+    except UnreadableImage as err:
         raise ValueError(f"{archive}: member {name!r} is not a readable image ({err})") from None
     if arr.shape != (32, 32, 3):
         raise ValueError(f"{archive}: member {name!r} is {arr.shape}, expected (32, 32, 3)")

@@ -3,7 +3,6 @@ multi-hot labels, cached after the first decode, and splits that never put one p
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from dataclasses import dataclass
@@ -11,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benthic.io import save_npy, write_json
+from benthic.data.reader import READER_VERSION, UnreadableImage, open_rgb
+from benthic.io import read_csv, save_npy, write_json
 from benthic.paths import DATA_DIR, cache_dir
 
 CORAL_ROOT = DATA_DIR / "coral_condition"
@@ -42,10 +42,19 @@ def photo_id(tile_id: str) -> str:
     return head
 
 
+def _rows(path: Path) -> list[dict[str, str]]:
+    """The records of a small CSV as text, through the strict reader (field counts and encoding checked)."""
+    import pandas as pd
+
+    try:
+        return read_csv(path, dtype=str, keep_default_na=False).to_dict("records")
+    except pd.errors.EmptyDataError:
+        return []
+
+
 def _read_label_names(path: Path) -> list[str]:
-    """Class names from labelsets.csv in id order, checking ids are 0..K-1."""
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        rows = list(csv.DictReader(fh))
+    """Class names from labelsets.csv in id order, checking ids are 0..K-1 (read by the strict CSV reader)."""
+    rows = _rows(path)
     if not rows or not {"label", "label_name"} <= set(rows[0]):
         raise ValueError(f"{path}: expected columns 'label,label_name'")
     ids = [int(r["label"]) for r in rows]
@@ -57,25 +66,22 @@ def _read_label_names(path: Path) -> list[str]:
 def _read_annotations(path: Path, n_classes: int) -> dict[str, np.ndarray]:
     """patchid -> multi-hot float32 vector, with errors naming the file line and column."""
     out: dict[str, np.ndarray] = {}
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"patchid", "label"} - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
-        for line, row in enumerate(reader, start=2):
-            vec = np.zeros(n_classes, dtype=np.float32)
-            try:
-                ids = [int(t) for t in row["label"].split(",") if t.strip()]
-            except ValueError:
-                raise ValueError(
-                    f"{path}: line {line}, column 'label': {row['label']!r} is not a comma-separated list of class ids"
-                ) from None
-            if not ids or min(ids) < 0 or max(ids) >= n_classes:
-                raise ValueError(
-                    f"{path}: line {line}, column 'label': {row['label']!r} needs ids in 0..{n_classes - 1}"
-                )
-            vec[ids] = 1.0
-            out[row["patchid"]] = vec
+    rows = _rows(path)
+    missing = {"patchid", "label"} - set(rows[0] if rows else [])
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
+    for line, row in enumerate(rows, start=2):
+        vec = np.zeros(n_classes, dtype=np.float32)
+        try:
+            ids = [int(t) for t in row["label"].split(",") if t.strip()]
+        except ValueError:
+            raise ValueError(
+                f"{path}: line {line}, column 'label': {row['label']!r} is not a comma-separated list of class ids"
+            ) from None
+        if not ids or min(ids) < 0 or max(ids) >= n_classes:
+            raise ValueError(f"{path}: line {line}, column 'label': {row['label']!r} needs ids in 0..{n_classes - 1}")
+        vec[ids] = 1.0
+        out[row["patchid"]] = vec
     return out
 
 
@@ -86,8 +92,9 @@ def _tiles(root: Path) -> list[Path]:
 
 
 def _cache_key(root: Path, files: list[Path], size: int) -> str:
-    """Hash of the tables, every tile's bytes and the size, so edited data re-decodes."""
-    digest = hashlib.sha256(f"size={size}".encode())
+    """Hash of the tables, every tile's bytes, the size and the image reader's version, so edited data (or a
+    reader that decodes differently) re-decodes."""
+    digest = hashlib.sha256(f"size={size};reader={READER_VERSION}".encode())
     for path in [root / "tabular_data" / "annotations.csv", root / "tabular_data" / "labelsets.csv", *files]:
         digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
@@ -129,9 +136,12 @@ def load_coral(root: str | Path | None = None, size: int = 128) -> CoralSet:
         raise ValueError(f"{root}: no tile under images/ has a row in {tables / 'annotations.csv'}")
     images = np.empty((len(files), size, size, 3), dtype=np.uint8)
     for i, path in enumerate(files):
-        with Image.open(path) as im:
-            # the tiles are square: a plain Lanczos downscale keeps their detail without cropping
-            images[i] = np.asarray(im.convert("RGB").resize((size, size), Image.Resampling.LANCZOS))
+        try:
+            im = open_rgb(path)
+        except UnreadableImage as exc:
+            raise ValueError(f"{path}: {exc}; restore the tile from {UPSTREAM}") from None
+        # the tiles are square: a plain Lanczos downscale keeps their detail without cropping
+        images[i] = np.asarray(im.resize((size, size), Image.Resampling.LANCZOS))
     labels = np.stack([annotations[f.stem] for f in files])
     tile_ids = [f.stem for f in files]
     out = CoralSet(
