@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"monitoring", "transfer"},
     {"cli"},
 ]
-LEAVES = {"__init__", "paths", "io", "seed", "provenance", "scales", "metrics", "errors"}
+LEAVES = {"__init__", "paths", "io", "seed", "provenance", "scales", "metrics", "errors", "device"}
 
 
 def group(module: str) -> str:

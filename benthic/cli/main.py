@@ -21,6 +21,16 @@ COMMANDS: list[tuple[str, str, str]] = [
         "annotate a folder (or BenthicNet CSV) of images with CATAMI paths and descriptions",
         "benthic.cli.annotate",
     ),
+    (
+        "classify",
+        "train and evaluate a hierarchical classifier from your own labels and a translation table",
+        "benthic.cli.classify",
+    ),
+    (
+        "embed",
+        "features of a folder (or CSV) of images with any encoder: an array file plus an index CSV",
+        "benthic.cli.embed",
+    ),
 ]
 
 

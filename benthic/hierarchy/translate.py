@@ -130,6 +130,19 @@ def load_scheme(name_or_path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str
     return load_translation(path, hierarchies), hierarchies
 
 
+def load_any(name_or_path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Hierarchy], bool]:
+    """(validated table, hierarchies, is_catami) of a table in either form: CATAMI when every head it names is a
+    CATAMI head (paths checked against BenthicNet's CATAMI paths), else a scheme's own tree (`load_scheme`)."""
+    from benthic.hierarchy.catami import HEADS, load_hierarchies
+
+    raw = read_table(_table_path(name_or_path, "translation table"), dtype=str, keep_default_na=False)
+    heads = {h.strip() for h in raw.get("head", pd.Series(dtype=str)) if h.strip()}
+    if heads and heads <= set(HEADS):
+        hierarchies = load_hierarchies()
+        return load_translation(name_or_path, hierarchies), hierarchies, True
+    return *load_scheme(name_or_path), False
+
+
 # ----------------------------------------------------------------------- mixed annotation levels
 def default_groups(heads: Sequence[str] = ("biota", "substrate"), shallow_depth: int = 2) -> tuple[dict, ...]:
     """Simulated research groups: one labels every head to full depth, one every head but only

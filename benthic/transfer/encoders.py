@@ -171,3 +171,111 @@ def encoder_features(
         torch.manual_seed(seed)
         out[name] = features(build_encoder(spec), images, cache)
     return out
+
+
+# ------------------------------------------------------------------------------ encoders by name (CLI)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # torchvision's ResNet-50 weights
+
+
+def _user_error(message: str) -> Exception:
+    from benthic.errors import UserError
+
+    return UserError(message)
+
+
+def _named(keys: list[str], limit: int = 5) -> str:
+    return ", ".join(keys[:limit]) + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
+
+
+def resnet50_from_state_dict(path: str | os.PathLike) -> nn.Module:
+    """A ResNet-50 from a plain torchvision-style state dict a user brings (`conv1.weight`, `layer1.0...`; a
+    `state_dict` wrapper and `module.` prefixes accepted; the ImageNet classifier `fc.*` is not needed): refuses,
+    naming them, keys the network lacks or that the file lacks, so a half-loaded encoder never runs silently."""
+    from benthic.io import torch_load
+    from benthic.models.backbones import resnet50
+
+    try:
+        state = torch_load(path)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is this file's problem
+        raise _user_error(f"encoder file {path} cannot be loaded as a state dict: {str(exc).splitlines()[0]}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise _user_error(f"encoder file {path} is neither a benthic milestone nor a state dict of tensors")
+    state = {k.removeprefix("module."): v for k, v in state.items() if not k.removeprefix("module.").startswith("fc.")}
+    encoder = resnet50()
+    try:
+        result = encoder.trunk.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        sizes = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
+        raise _user_error(f"encoder file {path} does not fit a ResNet-50: {_named(sizes) or exc}") from None
+    if result.missing_keys or result.unexpected_keys:
+        parts = [f"missing keys {_named(result.missing_keys)}"] if result.missing_keys else []
+        parts += [f"unexpected keys {_named(result.unexpected_keys)}"] if result.unexpected_keys else []
+        raise _user_error(f"encoder file {path} is not a torchvision ResNet-50 state dict: {'; '.join(parts)}")
+    encoder.mean, encoder.std, encoder.input_size = IMAGENET_MEAN, IMAGENET_STD, 224
+    return encoder
+
+
+def _latest_milestone(folder: Path) -> Path:
+    from benthic.ssl import milestone_epoch
+
+    found = []
+    for path in folder.glob("epoch*.pt"):
+        try:
+            found.append((milestone_epoch(path), path))
+        except ValueError:
+            continue
+    if not found:
+        raise _user_error(f"encoder folder {folder} holds no milestone (epochNNNN.pt) of a `benthic train` run")
+    return max(found)[1]
+
+
+def _from_file(path: Path) -> tuple[nn.Module, dict]:
+    from benthic.io import torch_load
+    from benthic.ssl import load_encoder
+    from benthic.ssl.trainer import CHECKPOINT_FORMAT
+
+    try:
+        obj = torch_load(path)
+    except Exception:  # noqa: BLE001 - resnet50_from_state_dict names the problem
+        obj = None
+    if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
+        encoder = load_encoder(path).requires_grad_(False)
+        return encoder, {"kind": "ssl", "backbone": obj["config"]["backbone"], "checkpoint": str(path)}
+    return resnet50_from_state_dict(path), {"kind": "random", "backbone": "resnet50", "weights": str(path)}
+
+
+def encoder_by_name(name: str, seed: int = 0, input_size: int | None = None) -> tuple[nn.Module, dict]:
+    """(frozen encoder in eval mode with feature_dim, input_size, mean and std set; the spec a checkpoint stores) for
+    a name as the command line takes it: an ImageNet model (efficientnet-lite0, imagenet:resnet50, ...), the
+    milestone file or run folder of `benthic train` (its last milestone), a torchvision-style ResNet-50 state
+    dict, or `random` / `random:<backbone>` (seeded random init, default ResNet-50) for a baseline."""
+    from benthic.models.backbones import BACKBONES
+    from benthic.models.pretrained import LITE_MODELS, TORCHVISION_MODELS
+
+    path = Path(name).expanduser()
+    model = name.removeprefix("imagenet:")
+    if name == "random" or name.startswith("random:"):
+        backbone = name.partition(":")[2] or "resnet50"
+        if backbone not in BACKBONES:
+            raise _user_error(f"encoder {name!r}: random backbones are {', '.join(BACKBONES)}")
+        torch.manual_seed(seed)
+        spec = {"kind": "random", "backbone": backbone, "input_size": input_size or 224, "seed": seed}
+        encoder = build_encoder(spec)
+    elif model in LITE_MODELS or model in TORCHVISION_MODELS:
+        spec = {"kind": "imagenet", "backbone": f"imagenet:{model}"}
+        try:
+            encoder = build_encoder(spec)
+        except FileNotFoundError as exc:
+            raise _user_error(str(exc)) from None
+    elif path.is_dir() or path.is_file():
+        encoder, spec = _from_file(_latest_milestone(path) if path.is_dir() else path)
+    else:
+        raise _user_error(
+            f"encoder {name!r} is not an ImageNet model ({', '.join((*LITE_MODELS, *TORCHVISION_MODELS))}), "
+            f"'random', nor an existing milestone, run folder or state-dict file"
+        )
+    if input_size:
+        encoder.input_size = spec["input_size"] = int(input_size)
+    return encoder.requires_grad_(False).eval(), spec

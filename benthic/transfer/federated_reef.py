@@ -51,17 +51,19 @@ def groups_table(parties: Sequence[Party], hierarchies: Mapping) -> pd.DataFrame
 
 # ------------------------------------------------------------------------------ notebook-level steps
 def reef_setup(cfg: FedConfig, scale: str) -> tuple[list[Party], np.ndarray, dict, dict]:
-    """Reef tiles -> frozen ImageNet features (cached) -> targets in the source's own tree `cfg.scheme`
-    (exhaustive: a tile without a condition or stressor label is known to have none) -> photo split; training
+    """Reef tiles -> frozen ImageNet features (cached) -> targets in the source's own tree `cfg.scheme` from the
+    shipped labels CSV, as `benthic classify` builds them (labels.reef_set; exhaustive: a tile without a condition
+    or stressor label is known to have none) -> photo split; training
     photos dealt out to the research groups of translate.default_groups (full; first level only; one head each).
     Returns (parties, x_test, test targets, hierarchies)."""
     from benthic.data.coral import split_by_photo
-    from benthic.hierarchy.translate import default_groups, load_scheme, translate_multi_hot
+    from benthic.hierarchy.translate import default_groups
+    from benthic.transfer.labels import reef_set
 
     tcfg = transfer_config.get_config(scale)
     coral = encoders.load_reef(tcfg, cfg.seed)
-    table, hierarchies = load_scheme(cfg.scheme)
-    targets = translate_multi_hot(coral.labels, coral.label_names, table, hierarchies, exhaustive=True)
+    reef = reef_set(cfg.scheme, coral, exhaustive=True)  # the labels as `benthic classify` reads them
+    targets, hierarchies = reef.targets, reef.hierarchies
     spec = {"kind": "imagenet", "backbone": f"imagenet:{tcfg.imagenet_model}", "input_size": tcfg.image_size}
     x = encoders.encoder_features({"ImageNet": spec}, coral.images, scale)["ImageNet"]
     photos = np.asarray(coral.photo_ids)

@@ -40,23 +40,43 @@ def train_hml(
     encoder: nn.Module | None = None,
     size: int | None = None,
     train_cfg: TrainConfig | None = None,
+    device: str | None = None,
+    losses: list[float] | None = None,
 ) -> Model:
-    """HML head (+ encoder when fine-tuning) trained with the masked MCLoss on every label it has."""
+    """HML head (+ encoder when fine-tuning) trained with the masked MCLoss on every label it has; each batch's
+    training loss is appended to `losses` when given (see `loss_curve`)."""
     torch.manual_seed(seed)
     dim = x_train.shape[1] if encoder is None else encoder.feature_dim
     head = hml.HMLHead.from_hierarchies(dim, hierarchies, hidden=cfg.hml_hidden, dropout=cfg.hml_dropout)
     y, m = stack_targets(targets, head.heads)
 
     def loss(logits, yb, mb):
-        return hml.mc_loss(logits, yb, mb, head.mcm)
+        value = hml.mc_loss(logits, yb, mb, head.mcm)
+        if losses is not None:
+            losses.append(float(value.detach()))
+        return value
 
-    return fit(Model(head, encoder), x_train, [y, m], loss, train_cfg or cfg.hml, seed, size)
+    return fit(Model(head, encoder), x_train, [y, m], loss, train_cfg or cfg.hml, seed, size, device=device)
 
 
-def hml_probabilities(model: Model, x: np.ndarray, size: int | None = None) -> dict[str, np.ndarray]:
-    """Consistent per-node probabilities per head of a trained HML model."""
-    logits = torch.from_numpy(predict(model, x, size))
-    return {h: p.numpy() for h, p in model.head.split(model.head.probabilities(logits.to(model.head.R.device))).items()}
+def loss_curve(losses: Sequence[float], n: int, batch_size: int) -> pd.DataFrame:
+    """Per-epoch mean training loss from the per-batch losses of `train_hml` on `n` samples (core.fit's batches:
+    size min(batch_size, n), a last batch of one sample skipped)."""
+    bs = min(batch_size, n)
+    per_epoch = sum(1 for start in range(0, n, bs) if min(bs, n - start) >= 2)
+    values = np.asarray(losses, float)
+    epochs = len(values) // max(per_epoch, 1)
+    means = values[: epochs * per_epoch].reshape(epochs, per_epoch).mean(axis=1) if per_epoch else values[:0]
+    return pd.DataFrame({"epoch": np.arange(1, len(means) + 1), "train_loss": means})
+
+
+def hml_probabilities(
+    model: Model, x: np.ndarray, size: int | None = None, device: str | None = None
+) -> dict[str, np.ndarray]:
+    """Consistent per-node probabilities per head of a trained HML model (computed on `device`, returned on the CPU)."""
+    logits = torch.from_numpy(predict(model, x, size, device=device))
+    probs = model.head.probabilities(logits.to(model.head.R.device))
+    return {h: p.cpu().numpy() for h, p in model.head.split(probs).items()}
 
 
 def subset_targets(targets: Mapping[str, tuple[np.ndarray, np.ndarray]], idx: np.ndarray) -> dict:
@@ -83,6 +103,21 @@ def hml_probe(
     return pd.concat(rows, ignore_index=True)
 
 
+def prior_rates(train_targets: Mapping, hierarchies: Mapping) -> dict[str, np.ndarray]:
+    """Per head, each node's positive rate among the training images that label it, made consistent as the head's
+    outputs are (a node never below its descendants): the no-image prior's scores."""
+    out = {}
+    for h, (t, m) in train_targets.items():
+        rate = hml.positive_rates(t, m)
+        out[h] = (hierarchies[h].ancestor_matrix() * rate[None, :]).max(axis=1)
+    return out
+
+
+def prior_probabilities(rates: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    """The prior's probabilities for `n` images: every image gets the rates of `prior_rates`."""
+    return {h: np.tile(np.asarray(r, float), (n, 1)) for h, r in rates.items()}
+
+
 def hml_prior(targets: Mapping, hierarchies: Mapping, photo_ids: np.ndarray, cfg: TransferConfig) -> pd.DataFrame:
     """The no-image reference of `hml_probe`: every test image gets each node's positive rate among the
     training images that label it (same photo splits), which shows how much of a score the class balance
@@ -90,11 +125,7 @@ def hml_prior(targets: Mapping, hierarchies: Mapping, photo_ids: np.ndarray, cfg
     rows = []
     for seed in cfg.seeds:
         tr, te = split_by_photo(photo_ids, cfg.test_fraction, seed)
-        probs = {}
-        for h, (t, m) in targets.items():
-            rate = hml.positive_rates(t[tr], m[tr])
-            rate = (hierarchies[h].ancestor_matrix() * rate[None, :]).max(axis=1)  # consistent, as the head's
-            probs[h] = np.tile(rate, (len(te), 1))
+        probs = prior_probabilities(prior_rates(subset_targets(targets, tr), hierarchies), len(te))
         df = hml.evaluate(
             probs, {h: t[te] for h, (t, _) in targets.items()}, {h: m[te] for h, (_, m) in targets.items()}, hierarchies
         )
