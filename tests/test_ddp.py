@@ -1,12 +1,14 @@
 """DDP on 2 CPU processes (gloo, loopback) computes the same loss and gradients as one process on the
 same global batch: batch norm synchronised, SimCLR's negatives and Barlow's correlation gathered; a
-non-finite loss on one rank stops every rank with the same error instead of hanging the others."""
+non-finite loss on one rank stops every rank with the same error instead of hanging the others; a streamed
+folder is sharded with the same number of steps on every rank and resumes exactly."""
 
 import json
 import multiprocessing
 import os
 import re
 import socket
+import warnings
 from dataclasses import replace
 
 import torch
@@ -15,6 +17,7 @@ import torch.multiprocessing as mp
 from helpers import nan_after
 
 from benthic import ssl
+from benthic.data import collection
 from benthic.models.augment import ViewAugmenter, view_config
 from benthic.models.backbones import small_cnn
 from benthic.ssl import METHODS
@@ -131,3 +134,54 @@ def test_nonfinite_loss_on_one_rank_stops_every_rank(tmp_path):
         assert got["raised"] == "FloatingPointError", (rank, got)
         assert re.search(r"non-finite loss \(on rank \[1\];.*epoch 2, step 3;.*epoch0001\.pt", got["message"]), got
     assert sorted(p.name for p in (tmp_path / "runs").rglob("epoch*.pt")) == ["epoch0000.pt", "epoch0001.pt"]
+
+
+def _folder_worker(rank, world, port, folder, out):
+    """Train a small Barlow Twins run on a folder collection (one corrupt file) under DDP: a full run, and a run
+    killed after epoch 1 then resumed; count the training steps this rank took."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    steps = {"n": 0}
+    spec = METHODS["barlow"]
+
+    class Counted(spec.cls):
+        def forward(self, x1, x2):
+            steps["n"] += 1
+            return super().forward(x1, x2)
+
+    METHODS["barlow"] = replace(spec, cls=Counted)
+    cfg = ssl.get_config(
+        "smoke", "barlow", epochs=2, milestones=(0, 1, 2), batch_size=16, image_size=8, progress=False, device="cpu"
+    )
+    photos = collection.from_folder(folder)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the skip warning; the test reads the count from the milestone
+            ssl.train_milestones(cfg, photos, out=f"{out}/full")
+            ssl.train_milestones(cfg, photos, out=f"{out}/resumed", stop_after=1)
+            ssl.train_milestones(cfg, photos, out=f"{out}/resumed")
+    finally:
+        dist.destroy_process_group()
+    with open(f"{out}/steps.{rank}", "w") as f:
+        json.dump(steps["n"], f)
+
+
+def test_ddp_streams_a_folder_with_equal_steps_and_exact_resume(tmp_path):
+    """torchrun-style sharding of a folder collection on 2 gloo processes: every rank takes the same number of
+    steps although one file is corrupt (a counted skip), and a killed run resumes to the identical weights."""
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k, img in enumerate((torch.rand(64, 8, 8, 3, generator=g) * 255).to(torch.uint8).numpy()):
+        Image.fromarray(img).save(photos / f"{k:03d}.png")
+    (photos / "013.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    mp.spawn(_folder_worker, args=(2, free_port(), str(photos), str(tmp_path)), nprocs=2, join=True)
+    steps = [json.loads((tmp_path / f"steps.{r}").read_text()) for r in range(2)]
+    assert steps == [4 * 2 + 4 * 2, 4 * 2 + 4 * 2]  # 64 / 16 steps per epoch; full run + (1 epoch, then 1 more)
+    full = torch.load(tmp_path / "full" / "epoch0002.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "resumed" / "epoch0002.pt", weights_only=True)
+    assert [h["skipped"] for h in full["history"]] == [1, 1]  # every image is used each epoch: the bad one once
+    assert all(torch.equal(v, resumed["model"][k]) for k, v in full["model"].items())

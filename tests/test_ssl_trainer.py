@@ -1,5 +1,6 @@
 """Milestones: saved at init and every N epochs, idempotent, resumable to the identical result,
-NaN-safe, loadable with weights_only=True; encoders load back and embed as in training."""
+NaN-safe, loadable with weights_only=True; encoders load back (from a file or a run folder) and embed as in
+training; streamed collections train like arrays, count bad files, and refuse another run's milestones."""
 
 from dataclasses import replace
 
@@ -9,6 +10,8 @@ import torch
 from helpers import nan_after
 
 from benthic import ssl
+from benthic.data import collection
+from benthic.errors import UserError
 from benthic.models.augment import prepare
 from benthic.ssl import trainer
 
@@ -140,3 +143,108 @@ def test_load_encoder_and_embed(monkeypatch, tmp_path):
     assert torch.equal(enc.trunk[0].weight, state["backbone.trunk.0.weight"])
     with pytest.raises(FileNotFoundError, match="train_milestones"):
         ssl.load_encoder(tmp_path / "epoch0099.pt")
+
+
+def write_pngs(folder, images):
+    """Lossless files of `images`, named in order, so a folder collection decodes to exactly the array."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, img in enumerate(images):
+        Image.fromarray(img).save(folder / f"{k:04d}.png")
+    return collection.from_folder(folder)
+
+
+def test_streamed_collection_trains_exactly_like_the_array(monkeypatch, tmp_path):
+    """Same pixels, same seeded order: streaming from disk (2 workers) and the in-memory path give identical
+    weights; the collection's run resumes exactly too."""
+    monkeypatch.setenv("BENTHIC_RUNS", str(tmp_path / "runs"))
+    imgs = tiny_images(64, size=8)
+    photos = write_pngs(tmp_path / "photos", imgs)
+    cfg = smoke("byol", batch_size=16)
+    from_array = ssl.train_milestones(cfg, imgs)
+    streamed = ssl.train_milestones(cfg, photos, out=tmp_path / "a", workers=2)
+    ssl.train_milestones(cfg, photos, stop_after=1, out=tmp_path / "b")
+    resumed = ssl.train_milestones(cfg, photos, out=tmp_path / "b")
+    ref = torch.load(from_array[-1], weights_only=True)
+    for run in (streamed, resumed):
+        got = torch.load(run[-1], weights_only=True)
+        assert all(torch.equal(v, got["model"][k]) for k, v in ref["model"].items())
+        assert [h["loss"] for h in got["history"]] == [h["loss"] for h in ref["history"]]
+        assert [h["skipped"] for h in got["history"]] == [0, 0, 0]
+    assert ssl.SSLConfig.from_dict(got["config"]).dataset == f"photos-{photos.fingerprint()}"
+
+
+def test_a_corrupt_file_is_a_counted_skip_and_the_epoch_keeps_its_steps(monkeypatch, tmp_path):
+    photos = write_pngs(tmp_path / "photos", tiny_images(64, size=8))
+    (tmp_path / "photos" / "0005.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.warns(UserWarning, match=r"epoch 1: 1 unreadable file\(s\) skipped.*0005.png: corrupt image"):
+        paths = ssl.train_milestones(smoke(epochs=1, milestones=(0, 1), batch_size=16), photos, out=tmp_path / "r")
+    ckpt = torch.load(paths[-1], weights_only=True)
+    assert ckpt["history"][0]["skipped"] == 1 and ckpt["scheduler"]["last_epoch"] == 4  # 64 / 16 steps
+
+
+def test_milestones_of_another_run_in_the_folder_are_refused(tmp_path):
+    imgs = tiny_images(64)
+    ssl.train_milestones(smoke(epochs=1, milestones=(0, 1), batch_size=32), imgs, out=tmp_path)
+    other = smoke(epochs=1, milestones=(0, 1), batch_size=32, seed=1)
+    with pytest.raises(
+        UserError,
+        match=r"epoch0001.pt is a milestone of another run \(simclr-custom-.*-s0-.*\) "
+        r"than this one \(simclr-custom-.*-s1-.*\): seed 0 vs 1",
+    ):
+        ssl.train_milestones(other, imgs, out=tmp_path)
+    with pytest.raises(UserError, match=r"epoch0001.pt is a milestone of another run .*: epochs 1 vs 2"):
+        ssl.train_milestones(smoke(epochs=2, milestones=(0, 2), batch_size=32), imgs, out=tmp_path)
+
+
+def test_a_truncated_last_milestone_falls_back_to_the_previous(tmp_path):
+    imgs = tiny_images(64)
+    cfg = smoke(batch_size=32)
+    full = ssl.train_milestones(cfg, imgs, out=tmp_path / "full")
+    broken = ssl.train_milestones(cfg, imgs, out=tmp_path / "broken")
+    data = broken[-1].read_bytes()
+    broken[-1].write_bytes(data[: len(data) // 2])  # a copy cut short
+    with pytest.warns(UserWarning, match=r"epoch0003.pt cannot be read .*resuming from .*epoch0002.pt"):
+        again = ssl.train_milestones(cfg, imgs, out=tmp_path / "broken")
+    a, b = torch.load(full[-1], weights_only=True), torch.load(again[-1], weights_only=True)
+    assert all(torch.equal(v, b["model"][k]) for k, v in a["model"].items())
+
+
+def test_encoder_loads_from_a_run_folder_in_one_call(tmp_path):
+    photos = write_pngs(tmp_path / "photos", tiny_images(64, size=8))
+    enc = ssl.pretrain_encoder(
+        tmp_path / "photos",
+        scale="smoke",
+        method="simsiam",
+        out=tmp_path / "run",
+        epochs=1,
+        milestones=(0, 1),
+        batch_size=32,
+        image_size=8,
+        progress=False,
+    )
+    same = ssl.load_encoder(tmp_path / "run")
+    final = ssl.load_encoder(tmp_path / "run" / "epoch0001.pt")
+    assert all(torch.equal(v, final.state_dict()[k]) for k, v in same.state_dict().items())
+    assert all(torch.equal(v, final.state_dict()[k]) for k, v in enc.state_dict().items())
+    assert len(photos) == 64
+    with pytest.raises(FileNotFoundError, match="no milestone"):
+        ssl.load_encoder(tmp_path / "photos")
+
+
+def test_expected_duration_says_when_a_cpu_run_is_too_long():
+    msg, long = trainer.expected_duration(90.0, 30, torch.device("cpu"), "quick")
+    assert msg == "expected duration: 2 min (30 steps at 3.00 s/step)" and not long
+    msg, long = trainer.expected_duration(5 * 3600.0, 1000, torch.device("cpu"), "paper")
+    assert long and msg.startswith("expected duration: 5 h 00 min") and "--scale gpu --device cuda" in msg
+    assert not trainer.expected_duration(5 * 3600.0, 1000, torch.device("cuda"), "paper")[1]
+
+
+def test_benthicnet_preset_is_the_papers_recipe_and_other_methods_stay_selectable():
+    cfg = ssl.get_config("benthicnet", "barlow")
+    assert (cfg.backbone, cfg.batch_size, cfg.image_size, cfg.augment) == ("resnet50", 512, 224, "underwater")
+    from benthic.models.augment import BENTHICNET_MEAN, view_config
+
+    assert view_config(cfg.augment).mean == BENTHICNET_MEAN and cfg.milestone_epochs()[-1] == cfg.epochs == 100
+    assert ssl.get_config("benthicnet", "simclr", backbone="small_cnn").method == "simclr"

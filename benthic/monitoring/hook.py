@@ -29,12 +29,14 @@ class MilestoneMonitor:
         self.images, self.n_classes, self.config, self.live, self.device = images, n_classes, config, live, device
         self.log_path = log_path
         self.rows: list[dict] = []
+        self.tags: dict = {}  # constant columns added to every row (e.g. which sample the metrics are of)
         self._handle = None
 
     def __call__(self, epoch: int, encoder) -> dict:
         row = {
             "epoch": int(epoch),
             **evaluate_milestone(encoder, self.images, None, self.n_classes, config=self.config, device=self.device),
+            **self.tags,
         }
         self.rows.append(row)
         if self.log_path is not None:  # rewritten whole after each milestone: a crash loses nothing logged
@@ -78,9 +80,10 @@ class MilestoneMonitor:
         plt.close(fig)
 
 
-def train_with_monitor(config, monitor: MilestoneMonitor, images: np.ndarray | None = None) -> list[Path]:
+def train_with_monitor(config, monitor: MilestoneMonitor, images=None, **train_options) -> list[Path]:
     """Train an SSL run and call `monitor(epoch, encoder)` as each milestone lands (in memory, through
-    train_milestones' on_milestone hook; milestones already on disk are replayed); returns the milestone files."""
+    train_milestones' on_milestone hook; milestones already on disk are replayed); returns the milestone files.
+    images: an array or a benthic.data.collection.Collection; train_options: out=, workers= of train_milestones."""
     from benthic.ssl import train_milestones
 
-    return train_milestones(config, images, on_milestone=monitor)
+    return train_milestones(config, images, on_milestone=monitor, **train_options)
