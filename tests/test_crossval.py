@@ -9,7 +9,7 @@ from scipy import stats
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
-from benthic.transfer import crossval, cv_stats, encoders, timing
+from benthic.transfer import crossval, cv_stats, encoders, results, timing
 from benthic.transfer.core import TrainConfig
 
 
@@ -94,22 +94,88 @@ def test_transfer_efficiency_hand_cases():
     assert np.isnan(value) and "not finite" in reason
 
 
-def test_efficiency_table_per_fold_and_of_means():
+def _te_scores(model, scratch, reference):
     rows = []
-    for f, (p, s, r) in enumerate([(0.7, 0.5, 0.9), (0.6, 0.5, 0.7), (0.8, 0.6, 0.6)]):
+    for f, (p, s, r) in enumerate(zip(model, scratch, reference)):
         rows += [
             {"model": "pre", "fold": f, "macro_f1": p},
             {"model": "scr", "fold": f, "macro_f1": s},
             {"model": "ref", "fold": f, "macro_f1": r},
         ]
-    table = cv_stats.efficiency_table(pd.DataFrame(rows), "scr", "ref")
+    return pd.DataFrame(rows)
+
+
+def test_efficiency_table_bootstrap_interval_over_folds():
+    pre, scr, ref = [0.70, 0.68, 0.72, 0.69, 0.71], [0.50, 0.52, 0.49, 0.51, 0.50], [0.90, 0.88, 0.91, 0.87, 0.89]
+    table = cv_stats.efficiency_table(_te_scores(pre, scr, ref), "scr", "ref", n_boot=500, seed=3)
     row = table.iloc[0]
-    assert row.model == "pre" and row.folds_defined == 2
-    assert row.te_fold_mean == pytest.approx((0.5 + 0.5) / 2)
-    assert row.te_of_means == pytest.approx((0.7 - 16 / 30) / (22 / 30 - 16 / 30))
-    assert "1 of 3 fold(s) undefined: reference does not beat scratch" in row.note
+    assert row.model == "pre" and row.folds == 5 and row.note == ""
+    assert row.te == pytest.approx((np.mean(pre) - np.mean(scr)) / (np.mean(ref) - np.mean(scr)))
+    idx = cv_stats.bootstrap_folds(5, 500, 3)  # the same paired resamples, by hand
+    p, s, r = (np.array(v)[idx].mean(1) for v in (pre, scr, ref))
+    low, high = np.percentile((p - s) / (r - s), [2.5, 97.5])
+    assert (row.te_ci_low, row.te_ci_high) == (pytest.approx(low), pytest.approx(high))
+    assert row.te_ci_low <= row.te <= row.te_ci_high and row.gap_ci_low > 0
     with pytest.raises(ValueError, match="not in the scores"):
-        cv_stats.efficiency_table(pd.DataFrame(rows), "scr", "missing")
+        cv_stats.efficiency_table(_te_scores(pre, scr, ref), "scr", "missing")
+
+
+def test_efficiency_is_nan_when_the_denominator_interval_includes_zero():
+    """Reference and scratch 0.004 apart on average with fold noise: TE of the means would be a large number
+    (about 20); it is NaN, with the reason."""
+    scr = [0.50, 0.53, 0.47, 0.52, 0.48]
+    ref = [0.51, 0.52, 0.49, 0.53, 0.47]
+    pre = [0.58, 0.60, 0.57, 0.59, 0.56]
+    naive = (np.mean(pre) - np.mean(scr)) / (np.mean(ref) - np.mean(scr))
+    assert naive > 15
+    row = cv_stats.efficiency_table(_te_scores(pre, scr, ref), "scr", "ref", n_boot=500).iloc[0]
+    assert np.isnan(row.te) and np.isnan(row.te_ci_low) and row.gap_ci_low < 0 < row.gap_ci_high
+    assert "bootstrap interval of reference - scratch" in row.note and "includes 0" in row.note
+
+
+def test_holm_by_hand():
+    np.testing.assert_allclose(results.holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(results.holm([0.5, 0.6]), [1.0, 1.0])
+    np.testing.assert_allclose(results.holm([0.02]), [0.02])
+
+
+def test_friedman_equals_scipy_and_hand_computation():
+    data, scores = _hand_scores()
+    row = cv_stats.friedman(scores).iloc[0]
+    ref = stats.friedmanchisquare(*data.values())
+    assert row.chi2 == pytest.approx(ref.statistic) and row.p_value == pytest.approx(ref.pvalue)
+    # every fold ranks a < c < b: rank sums 5, 15, 10; chi2 = 12 / (n k (k + 1)) sum R^2 - 3 n (k + 1) = 10
+    assert row.chi2 == pytest.approx(10.0) and row.p_value == pytest.approx(np.exp(-5.0))
+    assert (row.groups, row.blocks) == (3, 5) and row.significant
+    with pytest.raises(ValueError, match="at least three"):
+        cv_stats.friedman(scores[scores.model != "c"])
+
+
+def test_paired_tests_are_scipy_ttest_rel_with_holm():
+    data, scores = _hand_scores()
+    table = cv_stats.paired_tests(scores)
+    raw = [stats.ttest_rel(data[a], data[b]).pvalue for a, b in (("a", "b"), ("a", "c"), ("b", "c"))]
+    np.testing.assert_allclose(table.p_value, raw)
+    np.testing.assert_allclose(table.p_holm, results.holm(raw))
+    assert (table.significant == (table.p_holm < 0.05)).all() and table.correction.iloc[0] == "Holm over 3 pairs"
+    assert table.mean_diff.iloc[0] == pytest.approx(np.mean(data["a"]) - np.mean(data["b"]))
+
+
+def test_tukey_pairs_count_only_after_a_significant_anova():
+    rng = np.random.default_rng(5)
+    for shift in (0.0, 0.05):
+        scores = pd.DataFrame(
+            [
+                {"model": m, "fold": f, "macro_f1": 0.5 + shift * (m == "e") + rng.normal(0, 0.03)}
+                for m in "abcde"
+                for f in range(5)
+            ]
+        )
+        table = cv_stats.tukey(scores)
+        anova_ok = bool(cv_stats.anova(scores).loc[0, "significant"])
+        assert (table.anova_significant == anova_ok).all()
+        assert (table.significant == ((table.p_value < 0.05) & anova_ok)).all()
+        assert (table.note == "ignores the pairing of folds").all()
 
 
 def test_cross_validate_scores_match_sklearn():

@@ -61,6 +61,21 @@ def test_source_table_and_overview(hand):
     o = catalogues.overview({"hand": hand}).iloc[0]
     assert (o["n_images"], o["n_sites"], o["with_coordinates"], o["n_catami_annotations"]) == (6, 5, 5, 6)
     assert o["depth_max_m"] == 300.0
+    assert o["n_labelled_images"] == 5  # i1 (two rows), i2 ... i5; i6 has no CATAMI label
+
+
+def test_paper_totals_beside_ours(hand):
+    summary = catalogues.overview({"hand": hand})
+    table = catalogues.beside_paper(summary, {"hand": 4}).set_index("quantity")
+    assert table.loc["images gathered"].tolist() == [11_400_000, 6]
+    assert table.loc["images in the SSL subsample (BenthicNet-1M)"].tolist() == [1_300_000, 4]
+    assert table.loc["labelled images"].tolist() == [190_000, 5]
+    assert table.loc["CATAMI annotations"].tolist() == [2_618_016, 6]
+    assert pd.isna(
+        catalogues.beside_paper(summary)
+        .set_index("quantity")
+        .loc["images in the SSL subsample (BenthicNet-1M)", "hand"]
+    )
 
 
 def test_depth_and_site_table(hand):

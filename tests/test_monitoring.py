@@ -44,11 +44,76 @@ def test_evaluate_milestone_on_clustered_embeddings():
     assert row["s_gt"] == pytest.approx(silhouette_score(zs, ys))
     assert row["rankme"] == pytest.approx(M.rankme(zs))
     assert row["entropy"] == pytest.approx(M.entropy_3d(row["z3"], 0.4))
-    z3c = row["z3"] - row["z3"].mean(axis=0)  # cosine k-means on centred Z3 (MonitorConfig.center_z3)
-    c1 = M.kmeans_cosine(z3c, 4)
-    assert row["s1"] == pytest.approx(silhouette_score(zs, c1))
-    assert row["ami_c1_c2"] == pytest.approx(M.ami(c1, M.kmeans_cosine(z3c, 8)))
+    c1 = M.kmeans_cosine(row["z3"], 4)  # the paper's procedure: cosine k-means on Z3 as UMAP gives it
+    assert row["s1"] == row["s1_uncentred"] == pytest.approx(silhouette_score(zs, c1))
+    assert row["ami_c1_c2"] == row["ami_c1_c2_uncentred"] == pytest.approx(M.ami(c1, M.kmeans_cosine(row["z3"], 8)))
+    assert row["ami_c1_gt"] == row["ami_c1_gt_uncentred"] == pytest.approx(M.ami(c1, ys))
+    z3c = row["z3"] - row["z3"].mean(axis=0)  # the option: centred Z3, reported beside
+    c1c = M.kmeans_cosine(z3c, 4)
+    assert row["s1_centred"] == pytest.approx(silhouette_score(zs, c1c))
+    assert row["ami_c1_c2_centred"] == pytest.approx(M.ami(c1c, M.kmeans_cosine(z3c, 8)))
+    assert row["ami_c1_gt_centred"] == pytest.approx(M.ami(c1c, ys))
     assert row["n_outliers"] == 0
+
+
+def test_centring_option_and_table_i_both_ways():
+    """center_z3=True makes the centred clustering the headline; centring_variant swaps either way."""
+    z, y = blobs(seed=3)
+    raw = milestones.evaluate_milestone(z, labels=y, config=FAST)
+    centred = milestones.evaluate_milestone(z, labels=y, config=MonitorConfig(n_neighbors=15, center_z3=True))
+    for m in ("ami_c1_gt", "ami_c1_c2", "s1"):
+        assert centred[m] == centred[f"{m}_centred"] == pytest.approx(raw[f"{m}_centred"])
+        assert raw[m] == raw[f"{m}_uncentred"]
+    table = pd.DataFrame([raw])
+    both = {c: milestones.centring_variant(table, c) for c in (False, True)}
+    assert both[True]["s1"].item() == raw["s1_centred"] and both[False]["s1"].item() == raw["s1_uncentred"]
+    assert "s1_centred" not in both[True] and both[True]["entropy"].item() == raw["entropy"]
+
+
+def test_table_ii_probe_batch_is_48(monkeypatch):
+    """Table II's protocol: batch 48 for the embedding and for the paper's linear probe (its one-cycle steps)."""
+    from benthic import probe
+    from benthic.monitoring import runs
+
+    config = runs.imagenet_monitor_config("paper")
+    assert (config.batch_size, config.probe_batch_size, config.probe_lr, config.bin_width) == (48, 48, 0.003, 0.8)
+    assert MonitorConfig().probe_batch_size == 256
+    seen = {}
+
+    def fake_probe(encoder, train_x, train_y, test_x, test_y, cfg, **kw):
+        seen["cfg"] = cfg
+        return {"accuracy": 0.5}
+
+    monkeypatch.setattr(probe, "linear_probe", fake_probe)
+    images = np.random.default_rng(0).integers(0, 255, size=(40, 8, 8, 3), dtype=np.uint8)
+    row = milestones.evaluate_milestone(
+        _Flatten(),
+        images,
+        np.arange(40) % 4,
+        lp=True,
+        train_images=images,
+        train_labels=np.arange(40) % 4,
+        config=runs.imagenet_monitor_config("paper"),
+        device="cpu",
+    )
+    assert row["lp_acc"] == 0.5 and seen["cfg"].batch_size == 48 and seen["cfg"].lr == 0.003
+
+
+def test_table_ii_overall_covers_the_papers_families_only():
+    rng = np.random.default_rng(0)
+    families = ["EfficientNet-Lite"] * 3 + ["ResNet"] * 4 + ["DenseNet"] * 3
+    models = pd.DataFrame(
+        {"family": families, "dataset": "cifar10", "lp_acc": rng.uniform(0.5, 0.9, 10), "entropy": rng.normal(size=10)}
+    )
+    long = tables.table_ii(models, ("entropy",))
+    overall = long[long.family == "Overall"].iloc[0]
+    paper_rows = models[models.family != "EfficientNet-Lite"]
+    r = stats.pearsonr(paper_rows.entropy, paper_rows.lp_acc).statistic
+    assert overall.r == pytest.approx(r) and overall.n == 7
+    assert set(long.family) == {"EfficientNet-Lite", "ResNet", "DenseNet", "Overall"}
+    lite_only = tables.table_ii(models[models.family == "EfficientNet-Lite"], ("entropy",))
+    cell = lite_only[lite_only.family == "Overall"].iloc[0]
+    assert np.isnan(cell.r) and "none of the paper's torchvision models" in cell.note
 
 
 def test_label_based_metrics_rise_as_clusters_form():
@@ -233,3 +298,35 @@ def test_train_with_monitor_and_evaluate_run(tmp_path):
         paths, images[:64], labels[:64], meta={"method": "simclr"}, cache_dir=tmp_path, config=FAST, device="cpu"
     )
     pd.testing.assert_frame_equal(table.drop(columns="seconds"), again.drop(columns="seconds"))
+
+
+def test_projector_and_predictor_spectra_beside_the_backbone(tmp_path):
+    """head_spectra: each space's singular values are those of its own outputs (checked by a forward pass by
+    hand); SimSiam has a predictor, SimCLR none; a run that did not learn is said to answer nothing."""
+    from benthic.ssl import build_method, embed, get_config, read_milestone, train_milestones
+    from benthic.ssl.config import SSLConfig
+
+    images = np.random.default_rng(0).integers(0, 255, size=(96, 8, 8, 3), dtype=np.uint8)
+    config = get_config("smoke", "simsiam", epochs=1, milestones=(0, 1), batch_size=32, progress=False, device="cpu")
+    paths = train_milestones(config, images, out=tmp_path / "simsiam")
+    spectra = collapse.head_spectra(paths, images[:40], {"method": "simsiam", "dataset": "toy"}, device="cpu")
+    assert set(spectra.space) == {"backbone", "projector", "predictor"} and set(spectra.epoch) == {0, 1}
+    ckpt = read_milestone(paths[1])
+    method = build_method(SSLConfig.from_dict(ckpt["config"]))
+    method.load_state_dict(ckpt["model"])
+    method.eval()
+    backbone = collapse.milestone_spaces(paths[1])["backbone"]
+    with torch.no_grad():
+        z = embed(backbone, images[:40], device="cpu")
+        p = method.prediction(method.projection(torch.from_numpy(z))).numpy()
+    expected = M.singular_values(p)
+    got = spectra[(spectra.epoch == 1) & (spectra.space == "predictor")].sort_values("rank").singular_value
+    np.testing.assert_allclose(got.to_numpy(), expected, rtol=1e-3, atol=1e-5)
+    summary = collapse.collapse_summary(spectra, ("method", "dataset", "space"))
+    assert len(summary) == 3
+    table = pd.DataFrame(
+        {"method": "simsiam", "dataset": "toy", "epoch": [0, 1], "lp_acc": [0.40, 0.42], "rankme": 1.0, "entropy": 1.0}
+    )
+    assert "did not learn enough" in collapse.collapse_finding(summary, table)
+    learned = collapse.collapse_finding(summary, table.assign(lp_acc=[0.40, 0.60]))
+    assert "predictor effective rank" in learned and "projector effective rank" in learned

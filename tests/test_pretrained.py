@@ -56,8 +56,19 @@ def test_cached_zoo_model_is_listed_and_loads(tmp_path, monkeypatch):
     assert "resnet18" in pretrained.available_imagenet_models()
     encoder, size, mean, std = pretrained.load_imagenet_encoder("resnet18")
     assert (size, encoder.feature_dim, encoder.family) == (224, 512, "ResNet")
+    assert encoder.weights == "IMAGENET1K_V1"  # the paper-era weights, recorded per model (DEFAULT is V2 for some)
+    assert pretrained.torchvision_weight_file("resnet50").name == "resnet50-0676ba61.pth"  # V1, not V2's file
     x = torch.randn(2, 3, 64, 64)
     net.eval()
     with torch.no_grad():
         torch.testing.assert_close(encoder.logits(x), net(x))
     assert np.allclose(mean, (0.485, 0.456, 0.406))
+
+
+def test_vit_weights_are_found_in_the_hub_cache_or_named(tmp_path, monkeypatch):
+    """Notebook 06's ImageNet ViT: torchvision's ViT-B/16 (ImageNet-1k V1) where cached, never in Table II's list."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert pretrained.model_family("vit_b_16") == "ViT" and "vit_b_16" not in pretrained.TORCHVISION_MODELS
+    assert pretrained.torchvision_weight_file("vit_b_16").name == "vit_b_16-c867db91.pth"
+    with pytest.raises(FileNotFoundError, match=r"vit_b_16-c867db91\.pth is not in .*checkpoints"):
+        pretrained.load_imagenet_encoder("vit_b_16")

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from benthic.models.augment import ViewAugmenter, view_config
 from benthic.models.backbones import small_cnn
 from benthic.ssl import METHODS
-from benthic.ssl.moco import MoCoV2, info_nce
+from benthic.ssl.moco import MoCoV2, info_nce, split_forward
 from benthic.ssl.simclr import SimCLR
 from benthic.ssl.simsiam import SimSiam
 
@@ -103,26 +103,63 @@ def test_info_nce_by_hand():
     assert info_nce(q, k, queue, 0.1).item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_moco_queue_and_ema():
-    model = make("mocov2", queue_size=40)  # 2 x 16 keys per step: the second step wraps around
+def test_moco_queue_turns_over_b_keys_per_step():
+    """MoCo-v2 as its paper defines it: view 2's B keys enter the queue each step (a 4096 queue at batch 512
+    turns over every 8 steps); the symmetric option enqueues both views' keys, 2B."""
+    model = make("mocov2", queue_size=40)  # 16 keys per step: the third step wraps around
     assert MoCoV2.temperature == 0.1 and MoCoV2.momentum == 0.99 and MoCoV2.queue_size == 4096
+    assert not model.symmetric and model.bn_splits == 1
     aug = ViewAugmenter(view_config("simclr_cifar", 16), seed=2)
     imgs = tiny_images(16)
     x1, x2 = aug(imgs), aug(imgs)
     before = model.queue.clone()
     with torch.no_grad():
-        keys = model.keys(torch.cat((x1, x2)))
+        keys = model.keys(x2)
+        q = model.queries(x1)
+    loss = model(x1, x2)
+    assert loss.item() == pytest.approx(info_nce(q, keys, before, 0.1).item(), rel=1e-5)  # one direction
+    torch.testing.assert_close(model.queue[:16], keys)
+    assert torch.equal(model.queue[16:], before[16:]) and int(model.queue_ptr) == 16
     model(x1, x2)
-    torch.testing.assert_close(model.queue[:32], keys)
-    assert torch.equal(model.queue[32:], before[32:]) and int(model.queue_ptr) == 32
     model(x1, x2)
-    with torch.no_grad():
-        keys2 = model.keys(torch.cat((x1, x2)))
-    torch.testing.assert_close(model.queue[32:], keys2[:8])
-    torch.testing.assert_close(model.queue[:24], keys2[8:])
-    assert int(model.queue_ptr) == 24
-    assert torch.allclose(keys.norm(dim=1), torch.ones(32))
+    torch.testing.assert_close(model.queue[32:], keys[:8])
+    torch.testing.assert_close(model.queue[:8], keys[8:])
+    assert int(model.queue_ptr) == 8
+    assert torch.allclose(keys.norm(dim=1), torch.ones(16))
 
+    sym = make("mocov2", queue_size=40, symmetric=True)
+    sym(x1, x2)
+    assert int(sym.queue_ptr) == 32  # 2B keys per step
+    with torch.no_grad():
+        torch.testing.assert_close(sym.queue[:32], sym.keys(torch.cat((x1, x2))))
+
+
+def test_moco_shuffle_bn_and_projector_bn_options():
+    """bn_splits: the key encoder's batch-norm groups hold other samples than the query's (shuffle-BN on one
+    device); split_forward undoes its shuffle; projector_bn adds BatchNorm to the projector."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4))
+    x = torch.randn(8, 4)
+    by_hand = torch.cat([net(x[:4]), net(x[4:])])
+    torch.testing.assert_close(split_forward(net, x, 2), by_hand)
+    torch.manual_seed(3)
+    shuffled = split_forward(net, x, 2, shuffle=True)
+    torch.manual_seed(3)
+    order = torch.randperm(8)
+    expected = torch.cat([net(c) for c in x[order].chunk(2)])[torch.argsort(order)]
+    torch.testing.assert_close(shuffled, expected)
+    assert not torch.allclose(shuffled, by_hand)
+    with pytest.raises(ValueError, match="does not split"):
+        split_forward(net, x[:7], 2)
+    model = make("mocov2", bn_splits=4)
+    assert torch.isfinite(model(*(tiny_images(16).permute(0, 3, 1, 2).float() / 255,) * 2))
+    has_bn = make("mocov2", projector_bn=True).projection
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in has_bn.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in make("mocov2").projection.modules())
+
+
+def test_moco_ema():
+    model = make("mocov2", queue_size=40)
     with torch.no_grad():
         for p in model.backbone.parameters():
             p.add_(torch.randn_like(p))

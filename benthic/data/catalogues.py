@@ -180,9 +180,37 @@ def overview(catalogues: dict[str, pd.DataFrame]) -> pd.DataFrame:
                 "n_sites": len(images.drop_duplicates(["dataset", "site"])),
                 "n_images": len(images),
                 "n_catami_annotations": int(labelled.sum()),
+                "n_labelled_images": int(df.loc[labelled, list(IMAGE_KEY)].drop_duplicates().shape[0]),
                 "with_coordinates": int(images[["latitude", "longitude"]].notna().all(axis=1).sum()),
                 "depth_median_m": float(d.median()) if d.notna().any() else np.nan,
                 "depth_max_m": float(d.max()) if d.notna().any() else np.nan,
             }
         )
     return pd.DataFrame(rows)
+
+
+# BenthicNet's totals (Lowe et al., 2024, arXiv:2405.05241; first preprint): what the full data set holds
+PAPER_TOTALS = {
+    "images gathered": 11_400_000,
+    "images in the SSL subsample (BenthicNet-1M)": 1_300_000,
+    "labelled images": 190_000,
+    "CATAMI annotations": 2_618_016,
+}
+_OVERVIEW_COLUMN = {
+    "images gathered": "n_images",
+    "labelled images": "n_labelled_images",
+    "CATAMI annotations": "n_catami_annotations",
+}
+
+
+def beside_paper(summary: pd.DataFrame, subsampled: dict[str, int] | None = None) -> pd.DataFrame:
+    """The paper's totals beside each catalogue's (rows of `overview`; `subsampled`: images kept by the spatial
+    subsampling per catalogue where it was run), so a reader sees what the shipped and synthetic data stand for."""
+    table = pd.DataFrame({"quantity": list(PAPER_TOTALS), "BenthicNet paper": list(PAPER_TOTALS.values())})
+    for row in summary.itertuples(index=False):
+        ours = [
+            getattr(row, _OVERVIEW_COLUMN[q]) if q in _OVERVIEW_COLUMN else (subsampled or {}).get(row.catalogue)
+            for q in PAPER_TOTALS
+        ]
+        table[row.catalogue] = pd.array(ours, dtype="Int64")
+    return table

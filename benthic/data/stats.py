@@ -218,7 +218,12 @@ def plot_subsampling(before: pd.DataFrame, after: pd.DataFrame, report: pd.DataF
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5))
-    for method, marker in (("spatial", "o"), ("index", "s"), ("unchanged", "^")):
+    for method, marker in (
+        ("spatial", "o"),
+        ("spatial, over target at the cap", "D"),
+        ("index", "s"),
+        ("unchanged", "^"),
+    ):
         r = report[report["method"] == method]
         if len(r):
             ax1.scatter(r["n_images"], r["n_kept"], s=14, marker=marker, alpha=0.7, label=f"{method} ({len(r)} sites)")

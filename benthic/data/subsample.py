@@ -1,6 +1,7 @@
 """BenthicNet's spatial subsampling (per site: a target count scaled by pseudo-sites and sub-sites, images
-kept a minimum distance apart, the distance grown until under target, index fallback for duplicate
-coordinates) and a spatial train/test partition with a buffer between the partitions."""
+kept a minimum distance apart, the distance grown from 1.25 m until under target but never past 20 m, index
+fallback for sites of mostly duplicate coordinates), coordinate validation, and a spatial train/test
+partition with a buffer between the partitions."""
 
 from __future__ import annotations
 
@@ -12,20 +13,44 @@ import pandas as pd
 from sklearn.neighbors import BallTree
 from tqdm.auto import tqdm
 
+from benthic.errors import UserError
+
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG), metres
 
 
 @dataclass(frozen=True)
 class SubsampleConfig:
-    """BenthicNet-1M settings: 250 images per site, 1.25 m doubled until under target, splits at 1000/500 m."""
+    """BenthicNet-1M settings (Lowe et al., 2024, arXiv:2405.05241): 250 images per site, minimum distance
+    1.25 m doubled until under target and capped at 20 m (a site still over target keeps what 20 m gives),
+    splits where consecutive images are > 1000 m (pseudo-site) / > 500 m (sub-site) apart.
+    split_midpoint_check: off by default (the paper states the plain gap rule); on, a gap counts only when no
+    image of the site lies within 0.4 * gap of its midpoint, as BenthicNet's public code does (a re-ordered
+    track is not a new site). allow_index: sites whose coordinates are mostly duplicates (see
+    `mostly_duplicates`) are thinned evenly by index instead."""
 
     target: int = 250  # images per site (per pseudo-site)
     base_distance: float = 1.25  # first minimum distance tried, metres
-    growth: float = 2.0  # distance ladder: base * growth**k (1.25, 2.5, 5, 10, 20, 40 ...)
+    growth: float = 2.0  # distance ladder: base * growth**k (1.25, 2.5, 5, 10, 20)
+    max_distance: float = 20.0  # the ladder stops here (BenthicNet's stated range is 1.25-20 m)
     pseudo_site_gap: float = 1000.0  # consecutive images further apart start a new pseudo-site (+1 target)
     sub_site_gap: float = 500.0  # ... or a new sub-site (+ sub_site_bonus * target)
     sub_site_bonus: float = 0.5
-    allow_index: bool = True  # mostly-duplicate coordinates -> evenly spaced by index
+    split_midpoint_check: bool = False
+    allow_index: bool = True
+
+    def __post_init__(self):
+        if not (self.base_distance > 0 and self.growth > 1 and self.max_distance >= self.base_distance):
+            raise ValueError(
+                f"need base_distance > 0, growth > 1 and max_distance >= base_distance; got {self.base_distance}, "
+                f"{self.growth}, {self.max_distance}"
+            )
+        if self.target < 1:
+            raise ValueError(f"need target >= 1, got {self.target}")
+
+    def ladder(self) -> list[float]:
+        """The distances tried, metres: base * growth**k up to max_distance (1.25, 2.5, 5, 10, 20)."""
+        n = int(np.floor(np.log(self.max_distance / self.base_distance) / np.log(self.growth) + 1e-9)) + 1
+        return [self.base_distance * self.growth**k for k in range(n)]
 
 
 def haversine_m(lat1, lon1, lat2, lon2) -> np.ndarray:
@@ -45,13 +70,13 @@ def _midpoints(rad: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 
 def count_splits(
-    rad: np.ndarray, steps: np.ndarray, gap: float, tree: BallTree | None = None
+    rad: np.ndarray, steps: np.ndarray, gap: float, tree: BallTree | None = None, midpoint_check: bool = False
 ) -> tuple[int, BallTree | None]:
-    """Number of true gaps > `gap` metres between consecutive images: a gap counts only when no image of
-    the site lies within 0.4 * gap of its midpoint (otherwise it is a mere re-ordering of the track)."""
+    """Number of gaps > `gap` metres between consecutive images (BenthicNet's rule). With `midpoint_check`
+    (our option) a gap counts only when no image of the site lies within 0.4 * gap of its midpoint."""
     k = np.flatnonzero(steps > gap)
-    if len(k) == 0:
-        return 0, tree
+    if len(k) == 0 or not midpoint_check:
+        return len(k), tree
     tree = tree if tree is not None else BallTree(rad, metric="haversine")
     counts = tree.query_radius(_midpoints(rad, k), r=0.4 * gap / EARTH_RADIUS_M, count_only=True)
     return int((counts == 0).sum()), tree
@@ -116,33 +141,35 @@ def thin_track(track: Track, distance: float, cap: int | None = None) -> np.ndar
 
 
 def _choose_distance(track: Track, target: int, config: SubsampleConfig) -> tuple[float, np.ndarray]:
-    """Smallest rung of the ladder base * growth**k keeping <= target images (its half keeps more).
+    """Smallest rung of the ladder (1.25 m doubled, capped at 20 m) keeping <= target images; at the top
+    rung, whatever it keeps, even when that is still over target.
 
     A walk at distance d keeps at most L/d + 1 images (L the track length), so the rung where that bound
     meets the target surely works; rungs below it are tried downwards until one keeps too many."""
-    base, growth = config.base_distance, config.growth
+    ladder = config.ladder()
     total = track.along[-1]
-    if total / base + 1 <= target:
-        k = 0
-    elif target < 2:  # one image: any distance beyond the track length
-        k = int(np.ceil(np.log(total / base) / np.log(growth))) + 1
-    else:
-        k = int(np.ceil(np.log(total / (base * (target - 1))) / np.log(growth)))
-    while k > 0 and total / (base * growth ** (k - 1)) + 1 <= target:  # guard against rounding
-        k -= 1
-    best = thin_track(track, base * growth**k)
+    k = next((i for i, d in enumerate(ladder) if total / d + 1 <= target), len(ladder) - 1)
+    best = thin_track(track, ladder[k])
     while k > 0:
-        trial = thin_track(track, base * growth ** (k - 1), cap=target)
+        trial = thin_track(track, ladder[k - 1], cap=target)
         if trial is None:
             break
         k, best = k - 1, trial
-    return base * growth**k, best
+    return ladder[k], best
+
+
+def mostly_duplicates(lat: np.ndarray, lon: np.ndarray, target: int) -> bool:
+    """BenthicNet's rule for 'mostly duplicate' coordinates (its public code): fewer distinct positions than
+    the target, and no more distinct positions than images per position (u < target and u * u <= n)."""
+    n, u = len(lat), len(np.unique(lat + 1j * lon))
+    return u < target and u * u <= n
 
 
 def subsample_site(
     lat: np.ndarray, lon: np.ndarray, config: SubsampleConfig = SubsampleConfig()
 ) -> tuple[np.ndarray, dict]:
-    """Positions kept in one site (images in track order) and a record of what was done and why."""
+    """Positions kept in one site (images in track order, coordinates finite) and a record of what was done
+    and why: method 'unchanged', 'spatial', 'spatial, over target at the cap' or 'index'."""
     n = len(lat)
     info = {
         "n_images": n,
@@ -151,32 +178,61 @@ def subsample_site(
         "target": config.target,
         "method": "unchanged",
         "distance_m": 0.0,
-        "n_unique_coords": n,
+        "n_unique_coords": len(np.unique(lat + 1j * lon)) if n else 0,
     }
     if n == 0:
         return np.arange(0), {**info, "n_kept": 0}
-    has_coords = not (np.isnan(lat).any() or np.isnan(lon).any())
-    n_unique = len(np.unique(lat + 1j * lon)) if has_coords else 0
-    info["n_unique_coords"] = n_unique
-    target = config.target
-    spatial = False
-    if has_coords:
-        rad = np.radians(np.stack([lat, lon], axis=1))
-        steps = haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:])
-        n_pseudo, tree = count_splits(rad, steps, config.pseudo_site_gap)
-        n_sub, _ = count_splits(rad, steps, config.sub_site_gap, tree)
-        n_sub = max(n_sub, n_pseudo)
-        target = int(round(config.target * (1 + n_pseudo) + config.sub_site_bonus * config.target * (n_sub - n_pseudo)))
-        info.update(n_pseudo_sites=1 + n_pseudo, n_sub_sites=1 + n_sub, target=target)
-        spatial = not (config.allow_index and n_unique < target and n_unique * n_unique <= n)
-    if not spatial:  # no usable coordinates, or mostly duplicates: evenly spaced by index
+    if not (np.isfinite(lat).all() and np.isfinite(lon).all()):
+        raise ValueError("subsample_site needs finite coordinates; spatial_subsample sets rows without them aside")
+    rad = np.radians(np.stack([lat, lon], axis=1))
+    steps = haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:])
+    n_pseudo, tree = count_splits(rad, steps, config.pseudo_site_gap, midpoint_check=config.split_midpoint_check)
+    n_sub, _ = count_splits(rad, steps, config.sub_site_gap, tree, midpoint_check=config.split_midpoint_check)
+    n_sub = max(n_sub, n_pseudo)
+    target = int(round(config.target * (1 + n_pseudo) + config.sub_site_bonus * config.target * (n_sub - n_pseudo)))
+    info.update(n_pseudo_sites=1 + n_pseudo, n_sub_sites=1 + n_sub, target=target)
+    if config.allow_index and mostly_duplicates(lat, lon, target):
         if n <= target:
             return np.arange(n), {**info, "n_kept": n}
         keep = np.unique(np.round(np.linspace(0, n - 1, target)).astype(np.int64))
         return keep, {**info, "method": "index", "n_kept": len(keep)}
     distance, keep = _choose_distance(Track(lat, lon), target, config)
-    method = "unchanged" if len(keep) == n else "spatial"
+    method = "unchanged" if len(keep) == n else "spatial" if len(keep) <= target else "spatial, over target at the cap"
     return keep, {**info, "method": method, "distance_m": distance, "n_kept": len(keep)}
+
+
+def coordinate_problems(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per catalogue row whose latitude/longitude is missing, not a number, or out of range
+    (latitude in [-90, 90], longitude in [-180, 180]): columns row (position), latitude, longitude, problem."""
+    missing = [c for c in ("latitude", "longitude") if c not in df.columns]
+    if missing:
+        raise ValueError(f"catalogue lacks column(s) {missing}; has {list(df.columns)}")
+    lat = pd.to_numeric(df["latitude"], errors="coerce").to_numpy(np.float64)
+    lon = pd.to_numeric(df["longitude"], errors="coerce").to_numpy(np.float64)
+    problem = np.full(len(df), "", dtype=object)
+    problem[np.abs(lon) > 180] = "longitude outside [-180, 180]"
+    problem[np.abs(lat) > 90] = "latitude outside [-90, 90]"
+    problem[~np.isfinite(lat) | ~np.isfinite(lon)] = "latitude/longitude missing or not a number"
+    rows = np.flatnonzero(problem != "")
+    return pd.DataFrame(
+        {
+            "row": rows,
+            "latitude": df["latitude"].to_numpy()[rows],
+            "longitude": df["longitude"].to_numpy()[rows],
+            "problem": problem[rows],
+        }
+    )
+
+
+def check_coordinates(df: pd.DataFrame) -> pd.DataFrame:
+    """coordinate_problems(df), refusing out-of-range coordinates (UserError naming the first rows): a
+    latitude of 120 is a data error, not a position; missing coordinates are returned for the caller to report."""
+    problems = coordinate_problems(df)
+    bad = problems[problems["problem"] != "latitude/longitude missing or not a number"]
+    if len(bad):
+        first = "; ".join(f"row {r.row}: {r.problem} ({r.latitude}, {r.longitude})" for r in bad.head(3).itertuples())
+        raise UserError(f"{len(bad)} row(s) with coordinates out of range, e.g. {first}")
+    return problems
 
 
 def _site_codes(df: pd.DataFrame, site_columns: tuple[str, ...]) -> np.ndarray:
@@ -198,8 +254,11 @@ def spatial_subsample(
     progress: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Subsample a catalogue site by site (BenthicNet-1M procedure). Returns the kept rows (original order)
-    and one report row per site: images, unique coordinates, pseudo/sub-sites, target, method, distance, kept."""
+    and one report row per site: images, rows without coordinates (left out: they cannot be placed; list
+    them with `coordinate_problems`), unique coordinates, pseudo/sub-sites, target, method, distance, kept.
+    Coordinates out of range raise UserError."""
     codes = _site_codes(df, site_columns)
+    check_coordinates(df)
     keys = [codes]
     if order_column and order_column in df.columns:
         when = df[order_column]
@@ -211,6 +270,7 @@ def spatial_subsample(
     order = np.lexsort([np.arange(len(df))] + keys)  # by site, then time, then file order
     lat = pd.to_numeric(df["latitude"], errors="coerce").to_numpy(np.float64)[order]
     lon = pd.to_numeric(df["longitude"], errors="coerce").to_numpy(np.float64)[order]
+    placed = np.isfinite(lat) & np.isfinite(lon)
     bounds = np.flatnonzero(np.diff(codes[order])) + 1
     starts = np.concatenate([[0], bounds])
     ends = np.concatenate([bounds, [len(df)]])
@@ -219,9 +279,10 @@ def spatial_subsample(
     for s, e in tqdm(
         zip(starts, ends), total=len(starts), desc="subsampling sites", disable=not progress, mininterval=1.0
     ):
-        keep, info = subsample_site(lat[s:e], lon[s:e], config)
-        kept.append(order[s:e][keep])
-        records.append(info)
+        ok = np.flatnonzero(placed[s:e])
+        keep, info = subsample_site(lat[s:e][ok], lon[s:e][ok], config)
+        kept.append(order[s:e][ok][keep])
+        records.append({**info, "n_images": e - s, "n_no_coords": e - s - len(ok)})
     report = pd.DataFrame(records)
     for col in reversed(site_columns):
         report.insert(0, col, df[col].to_numpy()[first_rows])
@@ -238,9 +299,12 @@ def spatial_partition(
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     lat = pd.to_numeric(df["latitude"], errors="coerce").to_numpy(np.float64)
     lon = pd.to_numeric(df["longitude"], errors="coerce").to_numpy(np.float64)
-    if np.isnan(lat).any() or np.isnan(lon).any():
-        bad = int(np.flatnonzero(np.isnan(lat) | np.isnan(lon))[0])
-        raise ValueError(f"row {bad}: latitude/longitude missing; drop rows without coordinates before partitioning")
+    problems = check_coordinates(df)
+    if len(problems):
+        raise UserError(
+            f"{len(problems)} row(s) without coordinates (rows {problems['row'].head(5).tolist()}...); drop them "
+            "before partitioning"
+        )
     deg = block_m / 111_320.0
     by = np.floor(lat / deg)
     bx = np.floor(lon * np.cos(np.radians((by + 0.5) * deg)) / deg)

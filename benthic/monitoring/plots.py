@@ -31,15 +31,33 @@ def plot_entropy_progress(
     return fig
 
 
-def plot_spectra(spectra: pd.DataFrame, group_cols: tuple[str, ...] = ("method", "dataset")):
-    """Singular-value spectra s_k / s_1 (log scale) per milestone, one panel per run, colour = epoch:
-    a spectrum that drops to ~0 after a few ranks is a dimensional collapse."""
+def plot_spectra(spectra: pd.DataFrame, group_cols: tuple[str, ...] = ("method", "dataset"), column: str | None = None):
+    """Singular-value spectra s_k / s_1 (log scale) per milestone, one panel per run (one row per run and
+    one column per value of `column`, e.g. 'space', when given), colour = epoch: a spectrum that drops to
+    ~0 after a few ranks is a dimensional collapse."""
     import matplotlib.pyplot as plt
 
-    groups = list(spectra.groupby(list(group_cols), sort=False))
-    fig, axes = plt.subplots(1, len(groups), figsize=(3.6 * len(groups), 3), squeeze=False, sharey=True)
+    runs = list(dict.fromkeys(spectra[list(group_cols)].itertuples(index=False, name=None)))
+    cols = list(dict.fromkeys(spectra[column])) if column else [None]
+    fig, axes = plt.subplots(
+        len(runs) if column else 1,
+        len(cols) if column else len(runs),
+        figsize=(3.6 * (len(cols) if column else len(runs)), 3 * (len(runs) if column else 1)),
+        squeeze=False,
+        sharey=True,
+    )
     cmap = plt.get_cmap("viridis")
-    for ax, (keys, g) in zip(axes[0], groups):
+    panels = []
+    for i, run in enumerate(runs):
+        in_run = spectra[(spectra[list(group_cols)] == pd.Series(run, index=list(group_cols))).all(axis=1)]
+        for j, c in enumerate(cols):
+            g = in_run if c is None else in_run[in_run[column] == c]
+            ax = axes[i, j] if column else axes[0, i]
+            panels.append((ax, run + (() if c is None else (c,)), g))
+    for ax, keys, g in panels:
+        if g.empty:
+            ax.axis("off")
+            continue
         epochs = sorted(g.epoch.unique())
         for e in epochs:
             s = g[g.epoch == e].sort_values("rank").singular_value.to_numpy()
@@ -50,10 +68,11 @@ def plot_spectra(spectra: pd.DataFrame, group_cols: tuple[str, ...] = ("method",
                 lw=1,
                 label=f"epoch {e}" if e in (epochs[0], epochs[-1]) else None,
             )
-        ax.set_title(" ".join(map(str, keys if isinstance(keys, tuple) else (keys,))), fontsize=9)
+        ax.set_title(" ".join(map(str, keys)), fontsize=9)
         ax.set_xlabel("rank k")
         ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("s_k / s_1")
+    for row in axes:
+        row[0].set_ylabel("s_k / s_1")
     fig.tight_layout()
     return fig
 

@@ -172,18 +172,48 @@ def monitor_ssl_runs(
     return table, spectra_df, f"computed now at scale {scale!r} on {len(test_x)} test images"
 
 
+def imagenet_monitor_config(probe: str) -> MonitorConfig:
+    """Table II's changes to the protocol (Xu, Lowe & Trappenberg, 2022): every batch 48 (embedding and the
+    linear probe), probe peak lr 0.003, entropy bins 0.8 sigma."""
+    return MonitorConfig(bin_width=0.8, probe=probe, probe_lr=0.003, batch_size=48, probe_batch_size=48)
+
+
+def head_spectra_runs(
+    scale: str, methods: list[str], dataset: str = "cifar10", device=None
+) -> tuple[pd.DataFrame, str]:
+    """Spectra of the backbone, projector and predictor spaces of every milestone on disk (the test images of
+    Table I at this scale), long form with method and dataset; and a sentence naming what was left out (the
+    paper scale's committed results hold no networks)."""
+    from benthic.data.cifar import load_cifar
+    from benthic.monitoring.collapse import head_spectra
+    from benthic.ssl import get_config, milestone_path
+
+    settings = SSL_RUNS.get(scale)
+    test_x, _ = take_stratified(*load_cifar(dataset, "test"), settings.n_test, 0)
+    frames, missing = [], []
+    for method in methods:
+        config = get_config(scale, method, dataset=dataset, device=device)
+        paths = [p for p in (milestone_path(config, e) for e in config.milestone_epochs()) if p.exists()]
+        if not paths:
+            missing.append(method)
+            continue
+        frames.append(head_spectra(paths, test_x, {"method": method, "dataset": dataset}, device=device))
+    note = f"no milestone files on disk for {', '.join(missing)} ({dataset})" if missing else ""
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), note
+
+
 def evaluate_imagenet_models(
     scale: str, dataset: str = "cifar10", models: list[str] | None = None, device=None
 ) -> pd.DataFrame:
     """Table II data: each available ImageNet model as a frozen encoder on CIFAR upscaled to its
-    resolution (batch 48), metrics with bin width 0.8 sigma and probe lr 0.003; embeddings cached."""
+    resolution (`imagenet_monitor_config`); the weights loaded are recorded per model; embeddings cached."""
     from benthic.data.cifar import load_cifar
     from benthic.models.pretrained import available_imagenet_models, load_imagenet_encoder, model_family
     from benthic.paths import runs_dir
 
     settings = IMAGENET_RUNS.get(scale)
     names = models if models is not None else available_imagenet_models()[: settings.max_models]
-    config = MonitorConfig(bin_width=0.8, probe=settings.probe, probe_lr=0.003, batch_size=48)
+    config = imagenet_monitor_config(settings.probe)
     test_x, test_y = take_stratified(*load_cifar(dataset, "test"), settings.n_test, 0)
     train_x, train_y = take_stratified(*load_cifar(dataset, "train"), settings.n_train, 0)
     cache = runs_dir(scale) / RESULTS_SUBDIR / "imagenet"
@@ -214,6 +244,7 @@ def evaluate_imagenet_models(
             {
                 "model": name,
                 "family": model_family(name),
+                "weights": encoder.weights,
                 "dataset": dataset,
                 "input_size": size,
                 "feature_dim": encoder.feature_dim,
@@ -227,7 +258,10 @@ def _cached_embeddings(
     cache: Path, name: str, dataset: str, split: str, images: np.ndarray, encoder, config: MonitorConfig, device
 ) -> np.ndarray:
     digest = hashlib.sha1(np.ascontiguousarray(images).tobytes()).hexdigest()[:10]
-    path = cache / f"{name}-{dataset}-{split}-{len(images)}-{digest}.npy"
+    from benthic.models.pretrained import LITE_MODELS
+
+    weights = "" if name in LITE_MODELS else f"-{encoder.weights}"  # Lite files keep their earlier names
+    path = cache / f"{name}{weights}-{dataset}-{split}-{len(images)}-{digest}.npy"
     if path.exists():
         return np.load(path)
     z = embed_images(encoder, images, None, None, config.batch_size, device)

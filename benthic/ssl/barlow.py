@@ -1,7 +1,10 @@
-"""Barlow Twins (Zbontar et al. 2021; BenthicNet's method): 3-layer projector of width 8192, the
-cross-correlation loss with lambda 5e-3. As in the official code, embeddings are standardised by a
-non-affine batch norm (synchronised across processes) and the correlation matrix is summed over
-processes, so a DDP run computes exactly the single-process loss on the global batch."""
+"""Barlow Twins (Zbontar et al., 2021, arXiv:2103.03230; BenthicNet's method): 3-layer projector of width 8192
+and the cross-correlation loss with lambda 5e-3, both from the Barlow Twins paper (ImageNet). The SGD settings
+(peak lr 0.06, weight decay 5e-4) are lightly's CIFAR-10 benchmark settings (lightly-ai/lightly, benchmarks), also
+SimSiam's in the monitoring paper, and 800 epochs is SimSiam's length there: neither the Barlow Twins paper nor
+BenthicNet gives a CIFAR protocol. As in the official code, embeddings are standardised by a non-affine batch
+norm (synchronised across processes) and the correlation matrix is summed over processes, so a DDP run computes
+exactly the single-process loss on the global batch."""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
-"""BYOL (Grill et al. 2020): projector and predictor MLPs (hidden 4096, out 256), symmetric negative
-cosine loss against a momentum target whose EMA rate follows a cosine schedule from 0.99 to 1."""
+"""BYOL (Grill et al., 2020, arXiv:2006.07733): projector and predictor MLPs (hidden 4096, out 256, from the BYOL
+paper), symmetric negative cosine loss against a momentum target whose EMA rate follows a cosine schedule from
+0.99 to 1. Sources of the settings: the heads and the loss are BYOL's own (ImageNet); the EMA start 0.99 and the
+SGD settings (peak lr 0.06, weight decay 5e-4) are lightly's CIFAR-10 benchmark base settings (lightly-ai/lightly,
+benchmarks), which are also SimSiam's in the monitoring paper; 800 epochs is SimSiam's length there. Neither the
+BYOL paper nor BenthicNet gives a CIFAR protocol."""
 
 from __future__ import annotations
 

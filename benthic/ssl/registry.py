@@ -1,4 +1,4 @@
-"""The one registry of SSL methods: name, class, the epochs of its paper's CIFAR protocol, and its column
+"""The one registry of SSL methods: name, class, the epochs of its CIFAR protocol (and where they come from), and its column
 in the label-free monitoring paper's tables if that paper studies it. Method names, paper-scale epochs and the command line's
 choices and help all derive from here; to add a method, write its module and add one `register` line."""
 
@@ -16,14 +16,16 @@ from benthic.ssl.simsiam import SimSiam
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One SSL method: `cls(backbone, width=...)` builds it; `paper_epochs` is the paper scale's length;
-    `monitoring_column` its position in the monitoring paper's tables (None: not in that paper)."""
+    """One SSL method: `cls(backbone, width=...)` builds it; `paper_epochs` is the paper scale's length and
+    `settings_source` where it and the optimiser settings come from; `monitoring_column` its position in the
+    monitoring paper's tables (None: not in that paper)."""
 
     name: str
     cls: type[SSLMethod]
     title: str
     paper_epochs: int
     monitoring_column: int | None = None
+    settings_source: str = ""
 
 
 METHODS: dict[str, MethodSpec] = {}
@@ -49,11 +51,16 @@ def methods_help() -> str:
     return ", ".join(f"{s.name} ({s.title})" for s in METHODS.values())
 
 
-register(MethodSpec("simclr", SimCLR, "SimCLR", 1000, monitoring_column=1))
-register(MethodSpec("mocov2", MoCoV2, "MoCo-v2", 800, monitoring_column=2))
-register(MethodSpec("simsiam", SimSiam, "SimSiam", 800, monitoring_column=0))
-register(MethodSpec("byol", BYOL, "BYOL", 800))
-register(MethodSpec("barlow", BarlowTwins, "Barlow Twins", 800))
+MONITORING_PAPER = "Xu, Lowe & Trappenberg, 2022, arXiv:2409.06612"
+BORROWED = (
+    "not in its paper's CIFAR protocol: SimSiam's settings in the monitoring paper (lr 0.06, wd 5e-4, 800 epochs), "
+    "which are also lightly's CIFAR-10 benchmark settings"
+)
+register(MethodSpec("simclr", SimCLR, "SimCLR", 1000, monitoring_column=1, settings_source=MONITORING_PAPER))
+register(MethodSpec("mocov2", MoCoV2, "MoCo-v2", 800, monitoring_column=2, settings_source=MONITORING_PAPER))
+register(MethodSpec("simsiam", SimSiam, "SimSiam", 800, monitoring_column=0, settings_source=MONITORING_PAPER))
+register(MethodSpec("byol", BYOL, "BYOL", 800, settings_source=BORROWED))
+register(MethodSpec("barlow", BarlowTwins, "Barlow Twins", 800, settings_source=BORROWED))
 
 METHOD_NAMES = tuple(METHODS)
 PAPER_METHODS = tuple(

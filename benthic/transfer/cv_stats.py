@@ -1,5 +1,7 @@
-"""Statistics of cross-validated scores: ANOVA with Tukey HSD across models, transfer efficiency, a
-summary per model and the per-fold plot."""
+"""Statistics of cross-validated scores. The folds are shared by the models, so the comparison is paired:
+Friedman's test (scipy) with paired post-hoc t-tests corrected by Holm; beside it, the outline's one-way
+ANOVA with Tukey HSD, which ignore the pairing (Tukey pairs count only after a significant ANOVA). Transfer
+efficiency with a bootstrap interval over folds; a summary per model and the per-fold plot."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from benthic.transfer.results import summarize
+from benthic.transfer.results import holm, summarize
 
 ALPHA = 0.05
 
@@ -28,29 +30,54 @@ def transfer_efficiency(pretrained: float, scratch: float, reference: float, eps
     return float((pretrained - scratch) / gap), ""
 
 
-def efficiency_table(
-    scores: pd.DataFrame, scratch: str, reference: str, metric: str = "macro_f1", models: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """Transfer efficiency of `models` (default: every other model) against `scratch` and `reference` (model
-    names in `scores`): per-fold TE (mean, sd over folds with a defined TE) and TE of the fold means, with reasons."""
-    pivot = scores.pivot_table(index="fold", columns="model", values=metric)
-    for name in (scratch, reference):
+def _fold_pivot(scores: pd.DataFrame, metric: str, names: Sequence[str], by: str = "model") -> pd.DataFrame:
+    """Scores as a fold x model table over the folds every named model has (the pairing), checking names."""
+    pivot = scores.pivot_table(index="fold", columns=by, values=metric)
+    for name in names:
         if name not in pivot.columns:
-            raise ValueError(f"model {name!r} not in the scores (models: {list(pivot.columns)})")
+            raise ValueError(f"{by} {name!r} not in the scores ({by}s: {list(pivot.columns)})")
+    return pivot[list(names)].dropna()
+
+
+def bootstrap_folds(n_folds: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n_folds) fold indices drawn with replacement (seeded): one paired resample of the folds per row."""
+    return np.random.default_rng(seed).integers(0, n_folds, size=(n_boot, n_folds))
+
+
+def efficiency_table(
+    scores: pd.DataFrame,
+    scratch: str,
+    reference: str,
+    metric: str = "macro_f1",
+    models: Sequence[str] | None = None,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Transfer efficiency of `models` (default: every other model) against `scratch` and `reference`: TE of
+    the fold means with a percentile bootstrap interval over folds (folds resampled with replacement, the same
+    folds for the three models). TE is NaN, with the reason, when the bootstrap interval of its denominator
+    (reference minus scratch) includes 0: the ratio is then unstable (a denominator near 0 blows it up)."""
+    others = [m for m in (models if models is not None else scores["model"].unique()) if m not in (scratch, reference)]
+    pivot = _fold_pivot(scores, metric, [scratch, reference, *others])
+    idx = bootstrap_folds(len(pivot), n_boot, seed)
+    tail = (1 - level) / 2 * 100
+    s_boot, r_boot = pivot[scratch].to_numpy()[idx].mean(1), pivot[reference].to_numpy()[idx].mean(1)
+    gap_low, gap_high = np.percentile(r_boot - s_boot, [tail, 100 - tail])
+    gap_reason = (
+        f"the {level:.0%} bootstrap interval of reference - scratch [{gap_low:.3g}, {gap_high:.3g}] includes 0"
+        if gap_low <= 0 <= gap_high
+        else ""
+    )
     rows = []
-    for model in models if models is not None else pivot.columns:
-        if model in (scratch, reference):
-            continue
-        if model not in pivot.columns:
-            raise ValueError(f"model {model!r} not in the scores (models: {list(pivot.columns)})")
-        per_fold = [transfer_efficiency(p, s, r) for p, s, r in zip(pivot[model], pivot[scratch], pivot[reference])]
-        te = np.array([v for v, _ in per_fold])
-        of_means, reason = transfer_efficiency(pivot[model].mean(), pivot[scratch].mean(), pivot[reference].mean())
-        skipped = int(np.isnan(te).sum())
-        reasons = [reason] if reason else []
-        if skipped:
-            kinds = sorted({r.split(" (gap")[0] for _, r in per_fold if r})
-            reasons.append(f"{skipped} of {len(te)} fold(s) undefined: " + "; ".join(kinds))
+    for model in others:
+        te, reason = transfer_efficiency(pivot[model].mean(), pivot[scratch].mean(), pivot[reference].mean())
+        low = high = float("nan")
+        if not gap_reason:  # the denominator's interval excludes 0; a rare resample at exactly 0 gives +-inf
+            with np.errstate(divide="ignore", invalid="ignore"):
+                te_boot = (pivot[model].to_numpy()[idx].mean(1) - s_boot) / (r_boot - s_boot)
+            low, high = np.percentile(te_boot, [tail, 100 - tail])
+        reason = gap_reason or reason
         rows.append(
             {
                 "model": model,
@@ -60,11 +87,14 @@ def efficiency_table(
                 f"{metric}_model": pivot[model].mean(),
                 f"{metric}_scratch": pivot[scratch].mean(),
                 f"{metric}_reference": pivot[reference].mean(),
-                "te_of_means": of_means,
-                "te_fold_mean": float(np.nanmean(te)) if skipped < len(te) else float("nan"),
-                "te_fold_sd": float(np.nanstd(te, ddof=1)) if len(te) - skipped > 1 else float("nan"),
-                "folds_defined": len(te) - skipped,
-                "note": "; ".join(reasons),
+                "te": float("nan") if reason else te,
+                "te_ci_low": float("nan") if reason else float(low),
+                "te_ci_high": float("nan") if reason else float(high),
+                "gap_ci_low": float(gap_low),
+                "gap_ci_high": float(gap_high),
+                "folds": len(pivot),
+                "n_boot": n_boot,
+                "note": reason,
             }
         )
     return pd.DataFrame(rows)
@@ -113,14 +143,77 @@ def anova(scores: pd.DataFrame, metric: str = "macro_f1", by: str = "model", alp
     )
 
 
+def friedman(scores: pd.DataFrame, metric: str = "macro_f1", by: str = "model", alpha: float = ALPHA) -> pd.DataFrame:
+    """Friedman's rank test of `metric` across `by` groups with folds as blocks (scipy.stats.friedmanchisquare):
+    the paired counterpart of the one-way ANOVA, since every model is scored on the same folds. One row."""
+    from scipy.stats import friedmanchisquare
+
+    names = list(dict.fromkeys(scores[by]))
+    if len(names) < 3:
+        raise ValueError(f"Friedman's test needs at least three {by}s, got {names}; use paired_tests for two")
+    pivot = _fold_pivot(scores, metric, names, by)
+    res = friedmanchisquare(*(pivot[n].to_numpy() for n in names))
+    p = float(res.pvalue)
+    return pd.DataFrame(
+        [
+            {
+                "metric": metric,
+                "groups": len(names),
+                "blocks": len(pivot),
+                "chi2": float(res.statistic),
+                "p_value": p,
+                "alpha": alpha,
+                "significant": bool(p < alpha) if np.isfinite(p) else False,
+                "note": "" if np.isfinite(p) else "ranks constant across folds: statistic undefined",
+            }
+        ]
+    )
+
+
+def paired_tests(
+    scores: pd.DataFrame, metric: str = "macro_f1", by: str = "model", alpha: float = ALPHA
+) -> pd.DataFrame:
+    """Paired two-sided t-test (scipy.stats.ttest_rel) for every pair of `by` groups over the shared folds,
+    p-values Holm-corrected over the pairs: mean difference a - b, t, raw and Holm p, significant (Holm p <
+    alpha). A t-test rather than Wilcoxon's: with 5 folds Wilcoxon's smallest two-sided p is 0.0625."""
+    from scipy.stats import ttest_rel
+
+    names = list(dict.fromkeys(scores[by]))
+    pivot = _fold_pivot(scores, metric, names, by)
+    rows = []
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            a, b = pivot[names[i]].to_numpy(), pivot[names[j]].to_numpy()
+            res = ttest_rel(a, b)
+            rows.append(
+                {
+                    "a": names[i],
+                    "b": names[j],
+                    "mean_diff": float((a - b).mean()),
+                    "t": float(res.statistic),
+                    "p_value": float(res.pvalue),
+                    "folds": len(a),
+                }
+            )
+    table = pd.DataFrame(rows)
+    finite = np.isfinite(table["p_value"])
+    table["p_holm"] = np.nan
+    table.loc[finite, "p_holm"] = holm(table.loc[finite, "p_value"])
+    table["significant"] = table["p_holm"] < alpha
+    table["correction"] = f"Holm over {int(finite.sum())} pairs"
+    return table
+
+
 def tukey(scores: pd.DataFrame, metric: str = "macro_f1", by: str = "model", alpha: float = ALPHA) -> pd.DataFrame:
     """Tukey HSD for every pair of `by` groups (scipy.stats.tukey_hsd): mean difference a - b, its
-    (1 - alpha) confidence interval, adjusted p-value and whether p < alpha."""
+    (1 - alpha) confidence interval and adjusted p-value. It treats the folds as independent samples (it
+    ignores the pairing); a pair is `significant` only when p < alpha AND the one-way ANOVA is significant."""
     from scipy.stats import tukey_hsd
 
     names, data = _groups(scores, metric, by)
     res = tukey_hsd(*data)
     ci = res.confidence_interval(1 - alpha)
+    anova_ok = bool(anova(scores, metric, by, alpha).loc[0, "significant"])
     rows = []
     for i in range(len(names)):
         for j in range(i + 1, len(names)):
@@ -133,7 +226,9 @@ def tukey(scores: pd.DataFrame, metric: str = "macro_f1", by: str = "model", alp
                     "ci_low": float(ci.low[i, j]),
                     "ci_high": float(ci.high[i, j]),
                     "p_value": p,
-                    "significant": bool(p < alpha),
+                    "anova_significant": anova_ok,
+                    "significant": bool(p < alpha) and anova_ok,
+                    "note": "ignores the pairing of folds",
                 }
             )
     return pd.DataFrame(rows)

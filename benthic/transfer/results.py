@@ -1,11 +1,12 @@
-"""Result tables of the transfer notebooks: the mean and spread over repeated runs, the committed GPU-scale
-tables, and recording new ones with provenance."""
+"""Result tables of the transfer notebooks: the mean and spread over repeated runs, Holm's correction for a
+family of tests, the committed GPU-scale tables, and recording new ones with provenance."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
@@ -19,6 +20,18 @@ def summarize(
     out.columns = [f"{m}_{spread if s == 'std' else s}" for m, s in out.columns]
     out[over] = g.size()
     return out.reset_index()
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm, 1979): the i-th smallest of m times (m - i + 1), made
+    non-decreasing in that order and capped at 1; reject where the adjusted p < alpha (family-wise error alpha)."""
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p, kind="stable")
+    m = len(p)
+    stepped = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
+    out = np.empty(m)
+    out[order] = stepped
+    return out
 
 
 def committed(name: str) -> pd.DataFrame | None:
