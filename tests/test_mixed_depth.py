@@ -91,6 +91,9 @@ def test_arm_gaps_are_paired_over_seeds_and_tested_like_scipy():
     assert res.loc[0.1, "p_one_sided"] == pytest.approx(
         stats.ttest_rel(np.array(gaps[0.1]) + 1, np.ones(4), alternative="greater").pvalue
     )
+    p_raw = res["p_one_sided"].to_numpy()  # Holm over the two shares: the smaller p doubled, then monotone
+    assert res["p_holm"].tolist() == pytest.approx([min(1, 2 * p_raw.min()), max(2 * p_raw.min(), p_raw.max())])
+    assert set(res["correction"]) == {"Holm over 2 tests"}
     low, high = mixed_depth.compare_arms(runs)
     assert low.startswith(
         "condition (10% of training photos fully labelled), macro f1: training on every group "
