@@ -7,6 +7,7 @@
 #   ./run_all.sh -p seed 1            pass a papermill parameter to every notebook
 #   ./run_all.sh test [pytest args]   the test suite (what CI runs)
 #   ./run_all.sh setup                only create/refresh the environment
+#   ./run_all.sh gpu [--dry-run]      the gpu scale's one run for a short GPU window (benchmarks/gpu_run.sh)
 #   ./run_all.sh lab                  open JupyterLab on notebooks/
 #
 # The environment is a virtual environment in .venv (override the interpreter with BENTHIC_PYTHON,
@@ -16,6 +17,7 @@ cd "$(dirname "$0")"
 
 VENV=.venv
 STAMP="$VENV/.benthic-installed"
+LOCK=requirements-lock.txt  # the exact versions of this reproduction; pyproject.toml holds the ranges
 export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 # 2-core machines: keep BLAS/OpenMP runtimes of torch, scikit-learn and numba from oversubscribing
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc 2>/dev/null || echo 2)}"
@@ -23,12 +25,12 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc 2>/dev/null || echo 2)}"
 setup() {
   if [[ -n "${BENTHIC_PYTHON:-}" ]]; then PY="$BENTHIC_PYTHON"; return; fi
   PY="$VENV/bin/python"
-  local want; want=$(sha256sum pyproject.toml | cut -c1-16)
+  local want; want=$(cat pyproject.toml "$LOCK" | sha256sum | cut -c1-16)
   if [[ -x "$PY" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then return; fi
   echo "==> setting up the environment in $VENV (first run: about 2 minutes)"
   [[ -x "$PY" ]] || python3 -m venv "$VENV"
   "$PY" -m pip install --quiet --upgrade pip wheel setuptools
-  "$PY" -m pip install --progress-bar on -e ".[dev,notebooks]"
+  "$PY" -m pip install --progress-bar on -c "$LOCK" -e ".[dev,notebooks]"
   "$PY" -m ipykernel install --sys-prefix --name benthic --display-name "Python (benthic)" >/dev/null
   "$VENV/bin/nbstripout" --install --attributes .gitattributes >/dev/null 2>&1 || true
   echo "$want" > "$STAMP"
@@ -45,6 +47,10 @@ case "$cmd" in
   lab)
     shift; setup
     exec "$PY" -m jupyter lab notebooks/ "$@" ;;
+  gpu)  # no setup: the lent GPU machine brings its own torch (benchmarks/gpu_run.sh says how)
+    shift
+    if [[ -z "${BENTHIC_PYTHON:-}" && -x "$VENV/bin/python" ]]; then export BENTHIC_PYTHON="$VENV/bin/python"; fi
+    exec benchmarks/gpu_run.sh "$@" ;;
   -h|--help|help)
     sed -n '2,14p' "$0" ;;
   *)

@@ -8,19 +8,26 @@ and the two view sources alone (aug only: ViewAugmenter; loader: the DataLoader)
 Examples:
   python benchmarks/ssl_throughput.py                                   # CPU, small sizes
   python benchmarks/ssl_throughput.py --backbones resnet18_cifar --batch-size 512 --compile --workers 8  # GPU
+With --csv PATH the table is also written there (atomically, after each row) with its settings and provenance
+(command, commit, device, torch and package versions, date); benchmarks/gpu_run.sh does this first, while
+nothing else loads the CPUs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import sys
 import time
 from contextlib import nullcontext
 
 import numpy as np
+import pandas as pd
 import torch
 
+from benthic import io
 from benthic.models.augment import STACKS, ViewAugmenter, view_config
 from benthic.models.backbones import build_backbone
 from benthic.seed import default_device
@@ -87,9 +94,14 @@ def make_step(method: str, backbone: str, device: torch.device, args):
     return step
 
 
-def timed(run_steps, steps: int, warmup: int, repeats: int, device: torch.device) -> float:
-    """Best (least disturbed) seconds for `steps` steps over `repeats` blocks, after `warmup` steps."""
+def timed(run_steps, steps: int, warmup: int, repeats: int, device: torch.device) -> tuple[float, float]:
+    """(best seconds for `steps` steps over `repeats` blocks, seconds of the `warmup` steps before them); the
+    first warm-up of a compiled model includes its compilation."""
+    t0 = time.perf_counter()
     run_steps(warmup)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    warm = time.perf_counter() - t0
     best = float("inf")
     for _ in range(repeats):
         if device.type == "cuda":
@@ -99,7 +111,7 @@ def timed(run_steps, steps: int, warmup: int, repeats: int, device: torch.device
         if device.type == "cuda":
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t0)
-    return best
+    return best, warm
 
 
 def bench(method: str, backbone: str, data: np.ndarray, device: torch.device, args) -> dict:
@@ -167,7 +179,10 @@ def bench(method: str, backbone: str, data: np.ndarray, device: torch.device, ar
         ("aug", augment_only),
         ("loader", loader_only),
     ):
-        out[name] = views / timed(fn, args.steps, args.warmup, args.repeats, device)
+        best, warm = timed(fn, args.steps, args.warmup, args.repeats, device)
+        out[name] = views / best
+        if name == "model":  # includes torch.compile's compilation with --compile: what compiling costs
+            out["model_warmup_s"] = warm
     out["package/baseline"] = out["package"] / out["baseline"]
     return out
 
@@ -187,6 +202,8 @@ def main() -> None:
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--device", default=None)
+    p.add_argument("--csv", default=None, help="also write the table here, with settings and provenance")
+    p.add_argument("--command", default=None, help="the command recorded in the CSV (default: this one)")
     args = p.parse_args()
     device = torch.device(args.device or default_device())
     name = (
@@ -204,14 +221,33 @@ def main() -> None:
         f"{'method':8s} {'backbone':15s} {'model':>9s} {'package':>9s} {'baseline':>9s} {'pkg/base':>9s} "
         f"{'aug only':>9s} {'loader':>9s}  (views/s)"
     )
+    rows = []
     for backbone in args.backbones.split(","):
         for method in args.methods.split(","):
             r = bench(method, backbone, data, device, args)
+            rows.append(r)
+            if args.csv:
+                write_csv(rows, args)
             print(
                 f"{method:8s} {backbone:15s} {r['model']:9.0f} {r['package']:9.0f} {r['baseline']:9.0f} "
                 f"{r['package/baseline']:9.2f} {r['aug']:9.0f} {r['loader']:9.0f}",
                 flush=True,
             )
+
+
+def write_csv(rows: list[dict], args: argparse.Namespace) -> None:
+    """The rows so far with the run's settings and provenance, written atomically to args.csv."""
+    from benthic.monitoring.gpu_record import run_provenance
+
+    prov = run_provenance(args.command or " ".join(["benchmarks/ssl_throughput.py", *sys.argv[1:]]))
+    settings = {
+        k: getattr(args, k)
+        for k in ("batch_size", "image_size", "precision", "channels_last", "compile", "workers", "steps", "repeats")
+    }
+    df = pd.DataFrame(rows).assign(**settings, **{k: str(v) for k, v in prov.items() if k != "versions"})
+    df["versions"] = json.dumps(prov["versions"], sort_keys=True)
+    with io.atomic_path(args.csv) as tmp:
+        df.to_csv(tmp, index=False)
 
 
 if __name__ == "__main__":
