@@ -9,6 +9,7 @@ from dataclasses import FrozenInstanceError, dataclass
 import pytest
 
 from benthic.data.catalogues import STATS
+from benthic.monitoring.gpu_plan import GPU_RUNS
 from benthic.monitoring.runs import IMAGENET_RUNS, SSL_RUNS
 from benthic.monitoring.umap_spread import SPREAD
 from benthic.scales import SCALES, Registry, Settings, check_scale, settings_key
@@ -27,6 +28,7 @@ REGISTRIES = [
     transfer_config.PRESETS,
     crossval.PRESETS,
     federated.PRESETS,
+    GPU_RUNS,
 ]
 
 
