@@ -1,2 +1,3 @@
-"""Command lines: the `benthic` console script (`main`) with its `train` and `annotate` subcommands, and
-the papermill runner behind `./run_all.sh` (`notebooks`). Nothing in the package imports from here."""
+"""Command lines: the `benthic` console script (`main`) with its `train`, `classify`, `embed` and `annotate`
+subcommands, and the papermill runner behind `./run_all.sh` (`notebooks`). Nothing in the package imports from
+here."""
