@@ -176,3 +176,22 @@ def test_failed_atomic_write_leaves_the_old_file_unchanged(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("disk full")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_user_csvs_of_every_command_are_read_strictly(tmp_path):
+    """The labels CSV of `benthic classify`, the CSV collection of `benthic train` and a user's translation table
+    refuse a row with one field too many, naming its line, instead of shifting its columns."""
+    from benthic.data import collection
+    from benthic.hierarchy import catami
+    from benthic.transfer import labels
+
+    labels_csv = _write(tmp_path / "labels.csv", "image,label\na.jpg,coral\nb.jpg,coral,extra\n")
+    with pytest.raises(UserError, match=r"line 3 has 3 field\(s\) but the header \(line 1\) has 2"):
+        labels.read_labels(labels_csv)
+    (tmp_path / "img").mkdir()
+    catalogue = _write(tmp_path / "cat.csv", "dataset,site,image,url\nd,s,x.jpg,http://h/x.jpg,oops\n")
+    with pytest.raises(UserError, match=r"line 2 has 5 field\(s\)"):
+        collection.from_csv(catalogue, tmp_path / "img")
+    table = _write(tmp_path / "table.csv", "a,b\n1\n")
+    with pytest.raises(UserError, match=r"line 2 has 1 field\(s\)"):
+        catami.read_table(table)

@@ -170,6 +170,7 @@ def from_csv(csv_path: str | os.PathLike, image_root: str | os.PathLike, partiti
         raise UserError(f"CSV {csv_path} not found")
     if not root.is_dir():
         raise UserError(f"--image-root {image_root} does not exist or is not a folder")
+    io.check_csv(path)  # field counts and encoding, streamed: a shifted row never reaches the index
     wanted = {*CSV_COLUMNS, "url", "partition"}
     try:
         reader = pd.read_csv(

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from benthic.io import read_csv
+
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
@@ -155,9 +157,10 @@ class Hierarchy:
 
 
 def read_table(path: str | os.PathLike | Traversable, **kwargs) -> pd.DataFrame:
-    """pandas.read_csv of a file path or of a table shipped in the package (a Traversable of TABLES_DIR)."""
+    """pandas.read_csv of a file path (a user's table: field counts and UTF-8 checked by benthic.io.read_csv) or of
+    a table shipped in the package (a Traversable of TABLES_DIR)."""
     if isinstance(path, (str, os.PathLike)):
-        return pd.read_csv(Path(path), **kwargs)
+        return read_csv(Path(path), **kwargs)
     with as_file(path) as real:  # a real file even when the package is zipped
         return pd.read_csv(real, **kwargs)
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from benthic.errors import UserError
 from benthic.hierarchy import catami, hml, translate
+from benthic.io import read_csv
 from benthic.paths import safe_join
 
 COLUMNS = ("image", "label")
@@ -37,7 +38,7 @@ def read_labels(path: str | os.PathLike) -> pd.DataFrame:
     if not path.is_file():
         raise UserError(f"labels CSV {path} not found")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        frame = read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise UserError(f"labels CSV {path} cannot be read as CSV: {str(exc).splitlines()[0]}") from None
     missing = [c for c in COLUMNS if c not in frame.columns]
@@ -54,7 +55,7 @@ def read_labels(path: str | os.PathLike) -> pd.DataFrame:
 
 def read_image_list(path: str | os.PathLike) -> list[str]:
     """Image paths listed in a CSV's `image` column (the --images CSV form), in order, without repeats."""
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    frame = read_csv(path, dtype=str, keep_default_na=False)
     if "image" not in frame.columns:
         raise UserError(f"image list {path} has no 'image' column (found {list(frame.columns)})")
     return list(dict.fromkeys(s.strip() for s in frame["image"] if s.strip()))
