@@ -9,7 +9,7 @@ from scipy import stats
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
-from benthic.transfer import crossval, cv_stats, encoders, results, timing
+from benthic.transfer import crossval, cv_stats, encoders, onehot, results, timing
 from benthic.transfer.core import TrainConfig
 
 
@@ -226,12 +226,15 @@ def test_small_end_to_end_run_and_timing():
     )
     spec = {"kind": "random", "backbone": "small_cnn", "input_size": 16}
     torch.manual_seed(0)
-    feats = {"cnn": encoders.features(encoders.build_encoder(spec), images)}
+    z = encoders.features(encoders.build_encoder(spec), images)
+    feats = {f: {"cnn": z if f != 1 else np.zeros_like(z)} for f in range(cfg.k)}  # fold 1: uninformative features
     models = [crossval.CVModel("cnn, probe", spec, "linear probe", 16), crossval.CVModel("ft", spec, "fine-tune", 16)]
     folds = crossval.grouped_folds(y, groups, cfg.k, cfg.seed)
     scores = crossval.run_models(models, images, y, folds, cfg, features=feats)
     assert len(scores) == 6 and set(scores.protocol) == {"linear probe", "fine-tune"}
-    assert scores[scores.model == "cnn, probe"].accuracy.mean() > 0.8
+    probe = scores[scores.model == "cnn, probe"].set_index("fold").accuracy
+    assert probe[[0, 2]].min() > 0.8  # each fold is probed on its own encoder's features
+    assert probe[1] <= np.bincount(y[folds[1][1]]).max() / len(folds[1][1]) + 1e-9  # constant features: one class
     with pytest.raises(ValueError, match="no cached features"):
         crossval.run_models(models, images, y, folds, cfg)
     table = crossval.fold_table(y, groups, folds)
@@ -239,3 +242,41 @@ def test_small_end_to_end_run_and_timing():
     times = timing.timing_table(models[:1], 3, cfg, devices=["cpu"])
     assert list(times.batch_size) == [1, 8] and (times.ms_per_image > 0).all()
     assert np.allclose(times.images_per_s * times.ms_per_image, 1e3)
+
+
+def test_reef_task_pretrains_each_folds_in_domain_encoder_without_its_test_photos(monkeypatch):
+    """Through the function notebook 06 calls: fold f's SSL encoder sees every tile of the photos outside test fold
+    f (condition tiles or not) and no tile of a photo in it; each fold is probed on its own encoder's features."""
+    from types import SimpleNamespace
+
+    n = 180
+    photos = np.arange(n) // 6  # 30 photos
+    labels = np.zeros((n, 4), np.float32)
+    labels[np.arange(n), np.arange(n) % 4] = 1  # column 3 ("Other"): tiles outside the condition task
+    images = np.zeros((n, 2, 2, 3), np.uint8)
+    images[:, 0, 0, 0] = np.arange(n)  # a tile's index, readable from the images pretraining receives
+    coral = SimpleNamespace(
+        images=images, labels=labels, label_names=[*onehot.CONDITION_CLASSES, "Other"], photo_ids=photos
+    )
+    seen: list[np.ndarray] = []
+
+    def record(imgs, *args, **kwargs):
+        seen.append(imgs[:, 0, 0, 0].astype(int))
+        return {"kind": "ssl", "checkpoint": f"fold{len(seen)}"}
+
+    def fake_features(specs, imgs, scale):
+        return {s: {k: np.full((len(imgs), 2), float(s)) for k in named} for s, named in specs.items()}
+
+    monkeypatch.setattr(encoders, "load_reef", lambda cfg: coral)
+    monkeypatch.setattr(encoders, "pretrain_ssl", record)
+    monkeypatch.setattr(encoders, "split_features", fake_features)
+    cfg = crossval.get_config("smoke", k=3)
+    task = crossval.reef_task("smoke", cfg)
+    assert len(seen) == len(task.folds) == 3 and len(task.y) == 3 * n // 4
+    for f, ((_, te), tiles) in enumerate(zip(task.folds, seen)):
+        test_photos = set(task.groups[te])
+        assert not set(photos[tiles]) & test_photos
+        assert sorted(tiles) == [i for i in range(n) if photos[i] not in test_photos]
+        assert task.specs[f]["in-domain SSL (barlow, small_cnn)"]["checkpoint"] == f"fold{f + 1}"
+        assert (task.features[f]["in-domain SSL (barlow, small_cnn)"] == f).all()
+    assert (task.pretraining["shared photos"] == 0).all()

@@ -247,7 +247,8 @@ def test_reef_encoders_add_torchvision_resnet50_only_when_its_weights_are_cached
     cfg = config.get_config("quick")
     for cached, want in (([], []), (["resnet50"], ["ImageNet (resnet50)"])):
         monkeypatch.setattr(pretrained, "available_imagenet_models", lambda c=cached: ["efficientnet-lite0", *c])
-        specs = encoders.reef_encoders(np.zeros((2, 8, 8, 3), np.uint8), cfg, "quick")
+        held_out = {0: np.array([1])}
+        specs = encoders.reef_encoders(np.zeros((2, 8, 8, 3), np.uint8), np.array([0, 1]), held_out, cfg, "quick")[0]
         assert list(specs) == [
             "random init (small_cnn)",
             "ImageNet (efficientnet-lite0)",
@@ -255,3 +256,74 @@ def test_reef_encoders_add_torchvision_resnet50_only_when_its_weights_are_cached
             "in-domain SSL (barlow, small_cnn)",
         ]
         assert all(s["input_size"] == cfg.image_size for k, s in specs.items() if k.startswith("ImageNet"))
+
+
+def test_in_domain_encoder_of_a_split_never_pretrains_on_its_test_photos(monkeypatch):
+    """Through the functions notebooks 04/05 call: each seed's SSL encoder sees every tile of the photos outside
+    that seed's test split (split_by_photo on the evaluated tiles) and no tile of a test photo."""
+    n = 120
+    photos = np.arange(n) // 6  # 20 photos of 6 tiles
+    images = np.zeros((n, 2, 2, 3), np.uint8)
+    images[:, 0, 0, 0] = np.arange(n)  # a tile's index, readable from the images pretraining receives
+    seen: list[np.ndarray] = []
+
+    def record(imgs, *args, **kwargs):
+        seen.append(imgs[:, 0, 0, 0].astype(int))
+        return {"kind": "ssl", "checkpoint": f"run{len(seen)}"}
+
+    monkeypatch.setattr(encoders, "pretrain_ssl", record)
+    cfg = config.get_config("smoke", seeds=(0, 1, 2))
+    evaluated = np.flatnonzero(np.arange(n) % 3 != 0)  # the task's tiles (like the condition tiles of notebook 04)
+    held_out = encoders.held_out_photos(photos[evaluated], cfg, cfg.seeds)
+    specs = encoders.reef_encoders(images, photos, held_out, cfg, "smoke")
+    assert (
+        list(specs) == [0, 1, 2]
+        and len({s["in-domain SSL (barlow, small_cnn)"]["checkpoint"] for s in specs.values()}) == 3
+    )
+    for seed, tiles in zip(cfg.seeds, seen):
+        _, te = split_by_photo(photos[evaluated], cfg.test_fraction, seed)
+        test_photos = set(photos[evaluated][te])
+        assert not set(photos[tiles]) & test_photos
+        assert sorted(tiles) == [i for i in range(n) if photos[i] not in test_photos]
+    table = encoders.pretraining_table(photos, held_out)
+    assert (table["shared photos"] == 0).all() and list(table["pretraining tiles"]) == [len(t) for t in seen]
+
+
+def test_features_are_cached_per_encoder_weights_so_splits_never_share_them(tmp_path, monkeypatch):
+    """Real SSL runs on two disjoint photo sets: distinct run folders and features; a rerun reuses both the run and
+    the feature cache; a `benthic train` run folder passed as ssl_checkpoint serves every split."""
+    monkeypatch.setenv("BENTHIC_RUNS", str(tmp_path))
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, size=(64, 16, 16, 3), dtype=np.uint8)
+    photos = np.arange(64) // 8
+    cfg = config.get_config("smoke", ssl_size=16, ssl_batch=16)
+    held_out = {0: np.array([0, 1, 2, 3]), 1: np.array([4, 5, 6, 7])}
+    specs = encoders.reef_encoders(images, photos, held_out, cfg, "smoke")
+    ssl = "in-domain SSL (barlow, small_cnn)"
+    assert specs[0][ssl]["checkpoint"] != specs[1][ssl]["checkpoint"]
+    feats = encoders.split_features(specs, images, "smoke")
+    assert not np.allclose(feats[0][ssl], feats[1][ssl])
+    np.testing.assert_array_equal(feats[0]["random init (small_cnn)"], feats[1]["random init (small_cnn)"])
+    milestones = sorted((tmp_path / "smoke" / "transfer" / "ssl").rglob("epoch*.pt"))
+    caches = sorted((tmp_path / "smoke" / "transfer").glob("features-*.npy"))
+    stamps = [p.stat().st_mtime_ns for p in milestones + caches]
+    again = encoders.split_features(encoders.reef_encoders(images, photos, held_out, cfg, "smoke"), images, "smoke")
+    np.testing.assert_array_equal(again[1][ssl], feats[1][ssl])
+    assert [p.stat().st_mtime_ns for p in milestones + caches] == stamps
+    assert len(caches) == len({repr(sorted(s.items())) for split in specs.values() for s in split.values()})
+    given = encoders.reef_encoders(images, photos, held_out, cfg, "smoke", ssl_checkpoint=specs[0][ssl]["checkpoint"])
+    name = next(k for k in given[0] if k.startswith("in-domain"))
+    assert given[0][name] == given[1][name] and given[0][name]["backbone"] == "small_cnn"
+
+
+def test_per_split_scores_each_seed_on_its_own_features():
+    cfg = config.get_config("smoke", seeds=(3, 5))
+    feats = {3: {"a": np.zeros((2, 1))}, 5: {"a": np.ones((2, 1))}}
+    calls = []
+
+    def run(f, c):
+        calls.append((c.seeds, float(f["a"].sum())))
+        return pd.DataFrame([{"seed": c.seeds[0]}])
+
+    out = encoders.per_split(run, feats, cfg)
+    assert calls == [((3,), 0.0), ((5,), 2.0)] and list(out["seed"]) == [3, 5]

@@ -143,48 +143,52 @@ def get_config(scale: str, **overrides) -> CVConfig:
 # ------------------------------------------------------------------------------------- the task
 @dataclass
 class ReefTask:
-    """The one-hot coral-condition task: tile images (uint8), class 0..2, photo per tile (the group), and the
-    frozen features of the probe encoders (benthic.transfer.encoders.reef_encoders, cached, shared with notebook 04)."""
+    """The one-hot coral-condition task: tile images (uint8), class 0..2, photo per tile (the group), the
+    photo-grouped folds, and per fold the probe encoders' specs and frozen features
+    (benthic.transfer.encoders.reef_encoders: the in-domain SSL encoder of a fold never saw its test photos)."""
 
     images: np.ndarray
     y: np.ndarray
     groups: np.ndarray
-    specs: dict[str, dict]
-    features: dict[str, np.ndarray]
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    specs: dict[int, dict[str, dict]]
+    features: dict[int, dict[str, np.ndarray]]
+    pretraining: pd.DataFrame  # per fold: photos and tiles the in-domain encoder saw, shared with the test fold (0)
 
 
-def reef_task(scale: str) -> ReefTask:
-    """Load transfer's reef tiles for `scale`, keep the tiles of the condition task, and embed them with the
-    three probe encoder families (random init, ImageNet, in-domain SSL pretrained on all tiles' images)."""
+def reef_task(scale: str, cfg: CVConfig, ssl_checkpoint: str | None = None) -> ReefTask:
+    """Load transfer's reef tiles for `scale`, keep the tiles of the condition task, split them into `cfg.k`
+    photo-grouped folds, and embed them with the three probe encoder families; the in-domain SSL encoder is
+    pretrained per fold on the tiles of that fold's training photos (or is the given `ssl_checkpoint`)."""
     tcfg = config.get_config(scale)
     coral = encoders.load_reef(tcfg)
     idx, y = onehot.condition_task(coral.labels, coral.label_names)
-    specs = encoders.reef_encoders(coral.images, tcfg, scale)
-    feats = encoders.encoder_features(specs, coral.images, scale)
-    return ReefTask(
-        coral.images[idx],
-        y.astype(np.int64),
-        np.asarray(coral.photo_ids)[idx],
-        specs,
-        {k: z[idx] for k, z in feats.items()},
-    )
+    groups = np.asarray(coral.photo_ids)[idx]
+    folds = grouped_folds(y, groups, cfg.k, cfg.seed)
+    held_out = {f: np.unique(groups[te]) for f, (_, te) in enumerate(folds)}
+    specs = encoders.reef_encoders(coral.images, coral.photo_ids, held_out, tcfg, scale, ssl_checkpoint=ssl_checkpoint)
+    feats = encoders.split_features(specs, coral.images, scale)
+    pretraining = encoders.pretraining_table(coral.photo_ids, held_out) if ssl_checkpoint is None else pd.DataFrame()
+    return ReefTask(coral.images[idx], y.astype(np.int64), groups, folds, specs, encoders.take(feats, idx), pretraining)
 
 
 def default_models(task: ReefTask, cfg: CVConfig) -> tuple[list[CVModel], dict[str, str]]:
     """The compared models: a ViT and a CNN fine-tuned from scratch, the three probe families (random init,
-    ImageNet EfficientNet-Lite, in-domain SSL) and, where budgeted, the ImageNet model fine-tuned; plus the
-    roles for transfer efficiency {"scratch": random-init probe, "reference": in-domain SSL probe}."""
+    ImageNet EfficientNet-Lite, in-domain SSL; a probe's spec is fold 0's, as timing needs one) and, where budgeted,
+    the ImageNet model fine-tuned; plus the roles for transfer efficiency {"scratch": random-init probe,
+    "reference": in-domain SSL probe}."""
     vit, cnn = cfg.vit_backbone, cfg.cnn_backbone
     models = [
         CVModel(f"ViT {vit} scratch, fine-tune", {"kind": "random", "backbone": vit}, "fine-tune", cfg.vit_size),
         CVModel(f"CNN {cnn} scratch, fine-tune", {"kind": "random", "backbone": cnn}, "fine-tune", cfg.cnn_size),
     ]
-    names = list(task.specs)
-    for name, spec in task.specs.items():
+    first = task.specs[min(task.specs)]
+    names = list(first)
+    for name, spec in first.items():
         models.append(CVModel(f"{name}, probe", spec, "linear probe", int(spec.get("input_size") or 224)))
     imagenet = next(n for n in names if n.startswith("ImageNet"))
     if cfg.imagenet_finetune:
-        spec = task.specs[imagenet]
+        spec = first[imagenet]
         models.append(CVModel(f"{imagenet}, fine-tune", spec, "fine-tune", int(spec.get("input_size") or 224)))
     scratch = next(n for n in names if n.startswith("random init"))
     reference = next(n for n in names if n.startswith("in-domain"))
@@ -305,12 +309,12 @@ def arm_name(flags: Sequence[bool]) -> str:
 
 
 # -------------------------------------------------------------------------------------- runners
-def probe_runner(z: np.ndarray, y: np.ndarray, n_classes: int, cfg: TrainConfig, seed: int) -> Callable:
-    """Linear probe on cached features z (N, D): train on train_idx, predict test_idx (seed + fold)."""
+def probe_runner(z: Mapping[int, np.ndarray], y: np.ndarray, n_classes: int, cfg: TrainConfig, seed: int) -> Callable:
+    """Linear probe on each fold's cached features z[fold] (N, D): train on train_idx, predict test_idx (seed + fold)."""
 
     def run(tr: np.ndarray, te: np.ndarray, fold: int) -> np.ndarray:
-        model = onehot.train_onehot(z[tr], y[tr], n_classes, cfg, seed + fold)
-        return core.predict(model, z[te]).argmax(1)
+        model = onehot.train_onehot(z[fold][tr], y[tr], n_classes, cfg, seed + fold)
+        return core.predict(model, z[fold][te]).argmax(1)
 
     return run
 
@@ -345,18 +349,20 @@ def run_models(
     y: np.ndarray,
     folds: Sequence,
     cfg: CVConfig,
-    features: Mapping[str, np.ndarray] | None = None,
+    features: Mapping[int, Mapping[str, np.ndarray]] | None = None,
 ) -> pd.DataFrame:
-    """Fold scores of every model on the same folds: probes on `features[spec name]` (cached frozen features,
-    one row per image; the probe model's name is '<spec name>, probe'), fine-tunes on the images."""
+    """Fold scores of every model on the same folds: probes on `features[fold][spec name]` (cached frozen features of
+    that fold's encoders, one row per image; the probe model's name is '<spec name>, probe'), fine-tunes on the
+    images."""
     n_classes = int(y.max()) + 1
     runners = {}
     for m in models:
         if m.protocol == "linear probe":
             key = m.name.removesuffix(", probe")
-            if features is None or key not in features:
-                raise ValueError(f"model {m.name!r}: no cached features named {key!r}")
-            runners[m.name] = probe_runner(features[key], y, n_classes, cfg.probe, cfg.seed)
+            if features is None or any(key not in features.get(f, {}) for f in range(len(folds))):
+                raise ValueError(f"model {m.name!r}: no cached features named {key!r} for every fold")
+            z = {f: features[f][key] for f in range(len(folds))}
+            runners[m.name] = probe_runner(z, y, n_classes, cfg.probe, cfg.seed)
         elif m.protocol == "fine-tune":
             runners[m.name] = finetune_runner(m.encoder, images, y, n_classes, cfg.finetune, m.size, cfg.seed)
         else:

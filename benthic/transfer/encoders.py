@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace as dc_replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -22,8 +24,6 @@ from benthic.transfer.config import TransferConfig
 def load_reef(cfg: TransferConfig, seed: int = 0):
     """The reef-photo tiles (benthic.data.coral.load_coral) at `cfg.image_size`, limited to a seeded random
     `cfg.max_tiles` at the smoke scale."""
-    from dataclasses import replace as dc_replace
-
     from benthic.data.coral import load_coral
 
     coral = load_coral(size=cfg.image_size)
@@ -85,61 +85,95 @@ def images_key(images: np.ndarray) -> str:
 
 
 def pretrain_ssl(images: np.ndarray, cfg: TransferConfig, scale: str, method: str = "barlow", seed: int = 0) -> dict:
-    """In-domain SSL on `images` with the package's trainer (underwater augmentation; Barlow Twins as the
-    BenthicNet release); returns the encoder spec of the last milestone."""
-    from benthic.ssl import get_config, train_milestones
+    """In-domain SSL on `images` with `benthic.ssl.pretrain_encoder` (underwater augmentation; Barlow Twins as the
+    BenthicNet release) in a run folder named by the images and settings, so a finished run is reused and another
+    split's images get their own; returns the encoder spec (the run folder)."""
+    from benthic.ssl import get_config, pretrain_encoder
 
-    config = get_config(
-        scale,
-        method,
-        backbone=cfg.ssl_backbone,
-        epochs=cfg.ssl_epochs,
-        milestones=(),
-        milestone_every=cfg.ssl_epochs,
-        image_size=cfg.ssl_size,
-        augment="underwater",
-        batch_size=min(cfg.ssl_batch, len(images)),
-        train_subset=None,
-        seed=seed,
-    )
-    paths = train_milestones(config, images=images)
-    return {"kind": "ssl", "backbone": cfg.ssl_backbone, "checkpoint": str(paths[-1]), "input_size": cfg.ssl_size}
+    settings = {
+        "backbone": cfg.ssl_backbone,
+        "epochs": cfg.ssl_epochs,
+        "milestones": (),
+        "milestone_every": cfg.ssl_epochs,
+        "image_size": cfg.ssl_size,
+        "augment": "underwater",
+        "batch_size": min(cfg.ssl_batch, len(images)),
+        "train_subset": None,
+        "seed": seed,
+    }
+    digest = hashlib.sha1(np.ascontiguousarray(images).data)
+    digest.update(f"{images.shape};{get_config(scale, method, **settings).key()}".encode())
+    folder = runs_dir(scale) / "transfer" / "ssl" / f"{method}-{digest.hexdigest()[:12]}"
+    pretrain_encoder(images, method, scale, out=folder, **settings)
+    return {"kind": "ssl", "backbone": cfg.ssl_backbone, "checkpoint": str(folder), "input_size": cfg.ssl_size}
 
 
 # ------------------------------------------------------------------------- notebook-level steps
+def held_out_photos(photo_ids: np.ndarray, cfg: TransferConfig, seeds: Sequence[int]) -> dict[int, np.ndarray]:
+    """Per split seed, the photos of its test split (benthic.data.coral.split_by_photo on `photo_ids`, the tiles
+    the notebook evaluates): what that seed's in-domain encoder must never see."""
+    from benthic.data.coral import split_by_photo
+
+    photo_ids = np.asarray(photo_ids)
+    return {s: np.unique(photo_ids[split_by_photo(photo_ids, cfg.test_fraction, s)[1]]) for s in dict.fromkeys(seeds)}
+
+
+def pretraining_tiles(photo_ids: np.ndarray, held_out: np.ndarray) -> np.ndarray:
+    """Indices of the tiles whose photo is not in `held_out`: the only tiles an in-domain encoder may train on."""
+    return np.flatnonzero(~np.isin(np.asarray(photo_ids), np.asarray(held_out)))
+
+
+def pretraining_table(photo_ids: np.ndarray, held_out: Mapping[int, np.ndarray]) -> pd.DataFrame:
+    """Per split: photos and tiles the in-domain encoder pretrains on, the test photos, and the photos both
+    share (0 by construction: the check a reader can see)."""
+    photo_ids = np.asarray(photo_ids)
+    rows = []
+    for split, test in held_out.items():
+        seen = np.unique(photo_ids[pretraining_tiles(photo_ids, test)])
+        rows.append(
+            {
+                "split": split,
+                "pretraining photos": len(seen),
+                "pretraining tiles": len(pretraining_tiles(photo_ids, test)),
+                "test photos": len(test),
+                "shared photos": len(np.intersect1d(seen, test)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _given_ssl(ssl_checkpoint: str | os.PathLike) -> dict[str, dict]:
+    """The spec of a user's SSL encoder: a `benthic train` run folder (its last milestone) or milestone file."""
+    from benthic.ssl import last_milestone, read_milestone
+
+    path = Path(ssl_checkpoint)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"SSL checkpoint {ssl_checkpoint} not found: pass the run folder or milestone file of `benthic train`"
+        )
+    config = read_milestone(last_milestone(path) if path.is_dir() else path)["config"]
+    name = path.name if path.is_dir() else path.parent.name
+    spec = {"kind": "ssl", "backbone": config["backbone"], "checkpoint": str(path), "input_size": config["image_size"]}
+    return {f"in-domain SSL ({name})": spec}
+
+
 def reef_encoders(
     images: np.ndarray,
+    photo_ids: np.ndarray,
+    held_out: Mapping[int, np.ndarray],
     cfg: TransferConfig,
     scale: str,
     ssl_method: str = "barlow",
     ssl_checkpoint: str | os.PathLike | None = None,
-) -> dict[str, dict]:
-    """The three encoder families compared (Xu et al., 2024, arXiv:2409.06618; docs/methods.md#transfer-choices) as
-    specs: random init, ImageNet-supervised (`cfg.imagenet_model`, plus torchvision's ResNet-50 when its weights are
-    in torch hub's cache), and in-domain SSL pretrained here on the reef photos' images (no labels used), or the SSL
-    milestone `ssl_checkpoint` (e.g. Barlow Twins on BenthicNet-1M from `benthic.ssl`). The random and SSL encoders
-    share one architecture and input size (`ssl_size`); the ImageNet models take `image_size`."""
+) -> dict[int, dict[str, dict]]:
+    """Per split (a seed or fold: the keys of `held_out`, its test photos), the specs of the three encoder families
+    compared (Xu et al., 2024, arXiv:2409.06618; docs/methods.md#transfer-choices): random init, ImageNet-supervised
+    (`cfg.imagenet_model`, plus torchvision's ResNet-50 when its weights are in torch hub's cache), and in-domain SSL
+    pretrained on the images of the tiles (`photo_ids`) of that split's training photos only (no labels used), or
+    the user's `ssl_checkpoint` (run folder or milestone) for every split. Random init and SSL share `ssl_size`."""
     from benthic.models.pretrained import available_imagenet_models
 
-    if ssl_checkpoint is not None:
-        from benthic.ssl import read_milestone
-
-        if not Path(ssl_checkpoint).is_file():
-            raise FileNotFoundError(
-                f"SSL checkpoint {ssl_checkpoint} not found: train one with benthic.ssl "
-                f"(e.g. `benthic train`) on BenthicNet-1M and pass its milestone file"
-            )
-        backbone = read_milestone(ssl_checkpoint)["config"]["backbone"]
-        ssl = {
-            f"in-domain SSL ({Path(ssl_checkpoint).parent.name})": {
-                "kind": "ssl",
-                "backbone": backbone,
-                "checkpoint": str(ssl_checkpoint),
-            }
-        }
-    else:
-        ssl = {f"in-domain SSL ({ssl_method}, {cfg.ssl_backbone})": pretrain_ssl(images, cfg, scale, ssl_method)}
-    return {
+    fixed = {
         f"random init ({cfg.random_backbone})": {
             "kind": "random",
             "backbone": cfg.random_backbone,
@@ -151,26 +185,62 @@ def reef_encoders(
                 [cfg.imagenet_model] + (["resnet50"] if "resnet50" in available_imagenet_models() else [])
             )
         },
-        **ssl,
     }
+    given = _given_ssl(ssl_checkpoint) if ssl_checkpoint is not None else None
+    name = f"in-domain SSL ({ssl_method}, {cfg.ssl_backbone})"
+    out = {}
+    for split, test in tqdm(held_out.items(), desc="in-domain SSL per split", leave=False):
+        own = given or {name: pretrain_ssl(images[pretraining_tiles(photo_ids, test)], cfg, scale, ssl_method)}
+        out[split] = {**fixed, **own}
+    return out
 
 
 def encoder_features(
     specs: Mapping[str, Mapping], images: np.ndarray, scale: str, seed: int = 0
 ) -> dict[str, np.ndarray]:
-    """Cached frozen features of `images` per encoder spec (runs/<scale>/transfer/features-*.npy)."""
+    """Cached frozen features of `images` per encoder spec (runs/<scale>/transfer/features-*.npy), keyed by the
+    built encoder's weights and preprocessing, so encoders pretrained on different splits never share a cache."""
+    from benthic.transfer.feature_cache import encoder_key
+
     out = {}
     for name, spec in tqdm(specs.items(), desc="features", leave=False):
-        key = hashlib.sha1(
-            repr(sorted(spec.items())).encode()
-            + images_key(images).encode()
-            + str(images.shape).encode()
-            + str(seed).encode()
-        ).hexdigest()[:12]
-        cache = runs_dir(scale) / "transfer" / f"features-{key}.npy"
         torch.manual_seed(seed)
-        out[name] = features(build_encoder(spec), images, cache)
+        encoder = build_encoder(spec)
+        key = hashlib.sha1(f"{encoder_key(encoder)};{images_key(images)};{images.shape}".encode()).hexdigest()[:12]
+        out[name] = features(encoder, images, runs_dir(scale) / "transfer" / f"features-{key}.npy")
     return out
+
+
+def split_features(
+    specs: Mapping[int, Mapping[str, Mapping]], images: np.ndarray, scale: str, seed: int = 0
+) -> dict[int, dict[str, np.ndarray]]:
+    """`encoder_features` per split of `reef_encoders`; an encoder shared by splits (random, ImageNet) is embedded
+    once."""
+    done: dict[str, np.ndarray] = {}
+    out: dict[int, dict[str, np.ndarray]] = {}
+    for split, named in specs.items():
+        for name, spec in named.items():
+            key = repr(sorted(spec.items()))
+            if key not in done:
+                done[key] = encoder_features({name: spec}, images, scale, seed)[name]
+            out.setdefault(split, {})[name] = done[key]
+    return out
+
+
+def take(feats: Mapping[int, Mapping[str, np.ndarray]], rows: np.ndarray) -> dict[int, dict[str, np.ndarray]]:
+    """The rows `rows` (e.g. a task's tiles) of every split's features."""
+    return {split: {name: z[rows] for name, z in named.items()} for split, named in feats.items()}
+
+
+def per_split(
+    run: Callable[[Mapping[str, np.ndarray], TransferConfig], pd.DataFrame],
+    feats: Mapping[int, Mapping[str, np.ndarray]],
+    cfg: TransferConfig,
+) -> pd.DataFrame:
+    """An evaluation over photo splits, `run(features, cfg)` (e.g. benthic.transfer.hml_probe.hml_probe), done one
+    seed at a time (cfg.seeds = (seed,)) on that seed's features, so each split's in-domain encoder is scored only on
+    photos it never saw."""
+    return pd.concat([run(feats[s], dc_replace(cfg, seeds=(s,))) for s in cfg.seeds], ignore_index=True)
 
 
 # ------------------------------------------------------------------------------ encoders by name (CLI)

@@ -89,20 +89,21 @@ def _curve_row(
 
 
 def onehot_probe_curve(
-    feats: Mapping[str, np.ndarray],
+    feats: Mapping[int, Mapping[str, np.ndarray]],
     y: np.ndarray,
     photo_ids: np.ndarray,
     cfg: TransferConfig,
     n_classes: int | None = None,
 ) -> pd.DataFrame:
-    """Linear-probe learning curve: per encoder, seed (photo split + subset + init) and label fraction."""
+    """Linear-probe learning curve: per encoder, seed (photo split + subset + init) and label fraction, on the
+    features of that seed's encoders (`feats[seed]`, rows = tiles: benthic.transfer.encoders.split_features)."""
     n_classes = n_classes or int(y.max()) + 1
     rows = []
     for seed in tqdm(cfg.seeds, desc="probe seeds", leave=False):
         tr, te = split_by_photo(photo_ids, cfg.test_fraction, seed)
         for frac in cfg.fractions:
             sub = tr[label_subset(y[tr], frac, seed)]
-            for name, z in feats.items():
+            for name, z in feats[seed].items():
                 model = train_onehot(z[sub], y[sub], n_classes, cfg.probe, seed)
                 pred = predict(model, z[te]).argmax(1)
                 rows.append(_curve_row(name, "linear probe", frac, seed, sub, y[te], pred))
@@ -110,22 +111,23 @@ def onehot_probe_curve(
 
 
 def onehot_finetune_curve(
-    specs: Mapping[str, Mapping],
+    specs: Mapping[int, Mapping[str, Mapping]],
     images: np.ndarray,
     y: np.ndarray,
     photo_ids: np.ndarray,
     cfg: TransferConfig,
     n_classes: int | None = None,
 ) -> pd.DataFrame:
-    """Full fine-tuning (encoder + linear head) at `cfg.finetune_fractions` and seeds; same splits as the probe."""
+    """Full fine-tuning (encoder + linear head) at `cfg.finetune_fractions` and seeds, each seed from its own
+    encoder specs (`specs[seed]`: benthic.transfer.encoders.reef_encoders); same splits as the probe."""
     n_classes = n_classes or int(y.max()) + 1
     rows = []
-    jobs = [(s, f, n) for s in cfg.finetune_seeds for f in cfg.finetune_fractions for n in specs]
+    jobs = [(s, f, n) for s in cfg.finetune_seeds for f in cfg.finetune_fractions for n in specs[s]]
     for seed, frac, name in tqdm(jobs, desc="fine-tune", leave=False):
         tr, te = split_by_photo(photo_ids, cfg.test_fraction, seed)
         sub = tr[label_subset(y[tr], frac, seed)]
         torch.manual_seed(seed)
-        encoder = build_encoder(specs[name]).requires_grad_(True)
+        encoder = build_encoder(specs[seed][name]).requires_grad_(True)
         size = getattr(encoder, "input_size", None)
         model = train_onehot(images[sub], y[sub], n_classes, cfg.finetune, seed, encoder, size)
         pred = predict(model, images[te], size, batch_size=64).argmax(1)
