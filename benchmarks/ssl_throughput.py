@@ -167,7 +167,11 @@ def bench(method: str, backbone: str, data: np.ndarray, device: torch.device, ar
     def loader_only(n):  # a fresh epoch each call, so batches prefetched during other phases don't count
         fresh = iter(loader)
         for _ in range(n):
-            x1, x2 = next(fresh)
+            batch = next(fresh, None)
+            if batch is None:  # one pass held fewer batches than asked for: start the next epoch
+                fresh = iter(loader)
+                batch = next(fresh)
+            x1, x2 = batch
             x1.to(device), x2.to(device)
 
     views = 2 * b * args.steps

@@ -247,3 +247,18 @@ def test_notebook_01_renders_the_committed_gpu_run(committed, tmp_path, capsys):
     namespace["gpu_root"] = str(tmp_path / "nothing")
     exec("".join(cell["source"]), namespace)
     assert "No committed gpu results" in capsys.readouterr().out
+
+
+def test_a_stated_commit_wins_over_a_stale_git_head(monkeypatch):
+    """On 2026-12-04 the GPU machine's copy carried a stale git HEAD that hid $BENTHIC_COMMIT; the stated commit
+    now wins and git's answer is kept beside it."""
+    from benthic.monitoring import gpu_record
+    from benthic.provenance import provenance
+
+    monkeypatch.setenv("BENTHIC_COMMIT", "0123456789abcdef")
+    prov = gpu_record.run_provenance("test")
+    assert prov["commit"] == "0123456789abcdef"
+    seen = provenance("test")["commit"]
+    assert prov.get("git_head_seen") == (seen if seen not in ("unknown", "0123456789abcdef") else None)
+    monkeypatch.delenv("BENTHIC_COMMIT")
+    assert gpu_record.run_provenance("test")["commit"] == seen

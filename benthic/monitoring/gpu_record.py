@@ -47,10 +47,14 @@ def package_versions(names: tuple[str, ...] = VERSIONED) -> dict[str, str]:
 
 def run_provenance(command: str) -> dict:
     """Provenance of a results file (command, commit, device, torch, date) plus the versions of its packages.
-    Where the tree has no git history (a copy sent to a GPU machine), $BENTHIC_COMMIT names the commit."""
+    An explicit $BENTHIC_COMMIT (what the person firing the run states) wins over git: the copy of the tree sent to a
+    GPU machine may carry a stale git HEAD (it did on 2026-12-04); git's answer is then kept as `git_head_seen`."""
     prov = provenance(command) | {"versions": package_versions()}
-    if prov["commit"] == "unknown" and os.environ.get("BENTHIC_COMMIT"):
-        prov["commit"] = os.environ["BENTHIC_COMMIT"]
+    stated = os.environ.get("BENTHIC_COMMIT")
+    if stated and stated != prov["commit"]:
+        if prov["commit"] != "unknown":
+            prov["git_head_seen"] = prov["commit"]
+        prov["commit"] = stated
     return prov
 
 
