@@ -3,7 +3,6 @@ cached features (logistic regression), and the weighted kNN classifier (k=200, T
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +12,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from benthic.models.augment import prepare
+from benthic.models.autoaugment import BatchAutoAugment
 from benthic.seed import default_device
 
 
@@ -75,7 +75,8 @@ def fast_probe(
 @dataclass(frozen=True)
 class ProbeConfig:
     """The paper's linear probe: Adam, one-cycle LR (peak 0.08; 0.003 for ImageNet models) with beta1
-    cycling 0.85-0.95, weight decay 1e-4, 20 epochs, AutoAugment CIFAR-10 policy on training images."""
+    cycling 0.85-0.95, weight decay 1e-4, 20 epochs, AutoAugment CIFAR-10 policy on training images (drawn per
+    image, applied on the probe's device a chunk of `augment_chunk` images at a time)."""
 
     epochs: int = 20
     batch_size: int = 256
@@ -83,25 +84,21 @@ class ProbeConfig:
     weight_decay: float = 1e-4
     beta1_range: tuple[float, float] = (0.85, 0.95)
     autoaugment: bool = True
-    num_workers: int | None = None  # AutoAugment worker processes; None: 0 on <= 2 cores, else up to 8
+    augment_chunk: int = 4096
     seed: int = 0
 
 
-class _AutoAugmented(torch.utils.data.Dataset):
-    """uint8 NHWC images through torchvision's AutoAugment (CIFAR-10 policy), one image at a time."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray):
-        from torchvision.transforms import v2
-
-        self.images, self.labels = images, labels
-        self.policy = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int):
-        img = torch.from_numpy(np.ascontiguousarray(self.images[i])).permute(2, 0, 1)
-        return self.policy(img).permute(1, 2, 0), int(self.labels[i])
+def _augmented_batches(encoder, images, labels, perm, config, augment, gen, norm, device):
+    """(features, labels) minibatches of one epoch in `perm` order: AutoAugment drawn per image from `gen` and
+    applied on `device` a chunk at a time, then the frozen encoder's features."""
+    for chunk in perm.split(config.augment_chunk):
+        idx = chunk.numpy()
+        x = torch.from_numpy(np.ascontiguousarray(images[idx])).to(device).permute(0, 3, 1, 2)
+        x = augment(x, gen).permute(0, 2, 3, 1)
+        y = torch.from_numpy(labels[idx]).to(device)
+        for start in range(0, len(idx), config.batch_size):
+            stop = start + config.batch_size
+            yield _features(encoder, x[start:stop], *norm, device), y[start:stop]
 
 
 @torch.no_grad()
@@ -144,8 +141,6 @@ def linear_probe(
         base_momentum=config.beta1_range[0],
         max_momentum=config.beta1_range[1],
     )
-    cores = os.cpu_count() or 1
-    workers = config.num_workers if config.num_workers is not None else (0 if cores <= 2 else min(8, cores - 1))
     cached = None
     if not config.autoaugment:
         cached = torch.cat(
@@ -156,20 +151,16 @@ def linear_probe(
         )
     history = []
     gen = torch.Generator().manual_seed(config.seed)
+    augment = BatchAutoAugment()
     for epoch in tqdm(range(config.epochs), desc="linear probe", leave=False):
-        total_loss, correct = 0.0, 0
+        total_loss = torch.zeros((), device=device)  # summed on the device: no host sync per step
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        perm = torch.randperm(len(train_images), generator=gen)
         if cached is None:
-            loader = torch.utils.data.DataLoader(
-                _AutoAugmented(train_images, train_labels),
-                batch_size=config.batch_size,
-                shuffle=True,
-                generator=gen,
-                num_workers=workers,
+            batches = _augmented_batches(
+                encoder, train_images, train_labels, perm, config, augment, gen, (mean, std, size), device
             )
-            torch.manual_seed(config.seed * 1009 + epoch)  # AutoAugment draws from the global RNG
-            batches = ((_features(encoder, x.numpy(), mean, std, size, device), y.to(device)) for x, y in loader)
         else:
-            perm = torch.randperm(len(cached), generator=gen)
             batches = (
                 (cached[idx], torch.from_numpy(train_labels[idx.numpy()]).to(device))
                 for idx in perm.split(config.batch_size)
@@ -181,10 +172,14 @@ def linear_probe(
             loss.backward()
             opt.step()
             sched.step()
-            total_loss += loss.item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
+            total_loss += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
         history.append(
-            {"epoch": epoch + 1, "loss": total_loss / len(train_labels), "train_accuracy": correct / len(train_labels)}
+            {
+                "epoch": epoch + 1,
+                "loss": total_loss.item() / len(train_labels),
+                "train_accuracy": correct.item() / len(train_labels),
+            }
         )
     with torch.no_grad():
         pred = torch.cat(

@@ -11,10 +11,12 @@ from benthic.scales import Registry, Settings
 from benthic.ssl.config import SSLConfig, get_config
 
 # Measured throughputs (views/s of one SSL training step, bf16 autocast + channels_last, batch of pairs) at a
-# reference image size; other sizes scale with the pixel count. Sources: ../shared/docs/ENVIRONMENT-NOTES.md
-# (H100: CIFAR ResNet-18, batch 512; 2-core CPU: batch 256). The H200 is at least as fast as the H100.
+# reference image size; other sizes scale with the pixel count. cuda: the first gpu run (results/ssl/
+# gpu_cifar10.json, H200, torch 2.11) trained SimCLR at a median 2.81 s/epoch, 35 379 views/s through the
+# package's pipeline, i.e. 38 900 for the step alone at PIPELINE_OVERHEAD (the H100's 49 400 of
+# ../shared/docs/ENVIRONMENT-NOTES.md was the model alone, without augmentation). CPU: ENVIRONMENT-NOTES, batch 256.
 TRAIN_VIEWS_PER_S: dict[tuple[str, str], tuple[float, int]] = {
-    ("cuda", "resnet18_cifar"): (49_400.0, 32),
+    ("cuda", "resnet18_cifar"): (38_900.0, 32),
     ("cpu", "resnet18_cifar"): (191.0, 32),
     ("cpu", "small_cnn"): (16_200.0, 8),
 }
@@ -23,25 +25,32 @@ TRAIN_VIEWS_PER_S: dict[tuple[str, str], tuple[float, int]] = {
 METHOD_STEP_COST = {"simclr": 1.0, "simsiam": 1.05, "mocov2": 1.35, "byol": 1.35, "barlow": 1.05}
 PIPELINE_OVERHEAD = 1.10  # the package's batched view augmentation on the device before each step (estimate)
 INFERENCE_SPEEDUP = 3.0  # embedding (forward only) views/s over training views/s
-MILESTONE_WRITE_S = {"cuda": 0.5, "cpu": 0.2}  # one checkpoint written and the run's history read back
+# one checkpoint written and the run's history read back (cuda: the first gpu run's 13 SimCLR milestones took
+# 1.3 s each with their embeddings)
+MILESTONE_WRITE_S = {"cuda": 0.8, "cpu": 0.2}
 METHOD_START_S = {"cuda": 5.0, "cpu": 1.0}  # model build, first steps (cuDNN, allocator warm-up)
 START_S = {"cuda": 15.0, "cpu": 5.0}  # interpreter, imports, CUDA context
 WHEELS_S = 10.0  # pip install --no-index --no-deps of the carried wheels
 CIFAR_DECODE_S = 8.4  # decoding the CIFAR-10 JPEG archive once (ENVIRONMENT-NOTES); cached after
-# One CPU core, seeded (single-threaded) UMAP to 3-d with 50 neighbours: 4.7 s at 2 000 rows, 14.8 s at 10 000
-# (ENVIRONMENT-NOTES), i.e. about 2.2 s + 1.26 ms per row; a process's first fit compiles numba code.
-UMAP_S = (2.2, 1.26e-3)
+# One milestone's label-free metrics on one core of the GPU machine (UMAP to 3-d with 50 neighbours, k-means and
+# silhouettes both centred and uncentred, spectra): 51-62 s at 10 000 rows in the first gpu run (ENVIRONMENT-NOTES'
+# UMAP alone: 14.8 s), i.e. about 2.2 s + 4.9 ms per row; a process's first fit compiles numba code.
+UMAP_S = (2.2, 4.9e-3)
 UMAP_COMPILE_S = 24.0
 KNN_S_PER_PAIR = 1.8e-8  # weighted kNN, 1 thread: 3.6 s CPU for 10 000 x 20 000 (measured here)
-# cached-feature probe (logistic regression, lbfgs) on 512-d features of a CIFAR ResNet-18, 1 thread: 25.5 s CPU for
-# 20 000 rows, 68 s wall for 50 000 (measured here on a busy 2-core machine)
-FAST_PROBE_S_PER_ROW = 1.3e-3
+# cached-feature probe (logistic regression, lbfgs) on 512-d features of a CIFAR ResNet-18, 1 thread: kNN and probe
+# together took 36 s for 50 000 training rows on the GPU machine's cores (59 s with a worker's start-up)
+FAST_PROBE_S_PER_ROW = 5.4e-4
 SILHOUETTE_S_PER_PAIR = 1e-8  # 1.0 s at 10 000 rows
 WORKER_START_S = 10.0  # a spawned worker imports torch, scikit-learn and umap-learn
 # torchvision per-sample augmentation through a DataLoader: views/s with that many workers (GPU machine: 16.9k with
 # 8 workers, ENVIRONMENT-NOTES; here: 1.2-2.1k images/s per core)
 LOADER_VIEWS_PER_S = {"cuda": (16_900.0, 8), "cpu": (1_500.0, 1)}
-AUTOAUGMENT_PER_CORE = 6_000.0  # images/s through torchvision's AutoAugment on 32 px uint8 tensors, one core
+# the paper probe's AutoAugment drawn per image and applied a chunk at a time (benthic.models.autoaugment):
+# 50 000 images/s on this 2-core CPU at 32 px; cuda: an estimate until a gpu run measures it. (Per image through
+# DataLoader workers it was 1 430 images/s with 3 workers beside the metric workers on the GPU machine: 700 s per
+# probe, the reason for the batched one.)
+AUTOAUGMENT_PER_S = {"cuda": 100_000.0, "cpu": 50_000.0}
 PROBE_START_S = 10.0  # the probe process: imports, CUDA context, loading CIFAR
 
 
@@ -83,7 +92,6 @@ class GPURunScale(Settings):
     methods: tuple[str, ...] = ("simclr", "simsiam", "mocov2")
     paper_probe_epochs: tuple[int, ...] = ()
     cpu_workers: int = 9
-    probe_workers: int = 5
     probe_passes: int = 20
     device: str = "cuda"
     budget_s: float = 540.0
@@ -92,9 +100,9 @@ class GPURunScale(Settings):
     def validate(self) -> None:
         if not self.methods:
             raise ValueError("a gpu run needs at least one SSL method")
-        if self.cpu_workers < 1 or self.probe_workers < 0 or self.probe_passes < 1:
+        if self.cpu_workers < 1 or self.probe_passes < 1:
             raise ValueError(
-                f"need cpu_workers >= 1 and probe_workers >= 0, got {self.cpu_workers}, {self.probe_workers}"
+                f"need cpu_workers >= 1 and probe_passes >= 1, got {self.cpu_workers}, {self.probe_passes}"
             )
         if self.device not in ("cuda", "cpu"):
             raise ValueError(f"device must be 'cuda' or 'cpu', got {self.device!r}")
@@ -104,22 +112,20 @@ class GPURunScale(Settings):
 
 GPU_RUNS: Registry[GPURunScale] = Registry("gpu run", GPURunScale)
 _TINY = ThroughputSettings(backbone="small_cnn", batch_size=32, image_size=8, steps=1, warmup=1, repeats=1, workers=0)
-GPU_RUNS.register(
-    "smoke", GPURunScale(cpu_workers=2, probe_workers=0, probe_passes=2, device="cpu", budget_s=900, throughput=_TINY)
-)
+GPU_RUNS.register("smoke", GPURunScale(cpu_workers=2, probe_passes=2, device="cpu", budget_s=900, throughput=_TINY))
 GPU_RUNS.register(
     "quick",
     GPURunScale(
         cpu_workers=1,
-        probe_workers=0,
         device="cpu",
         budget_s=7200,
         throughput=ThroughputSettings(backbone="small_cnn", batch_size=256, image_size=16, workers=1),
     ),
 )
-# one H100/H200 window: 9 minutes of wall time for everything; 16 CPU cores = 1 training process, 12 metric
-# workers (at lower priority), the probe process with 3 AutoAugment workers
-GPU_RUNS.register("gpu", GPURunScale(paper_probe_epochs=(9,), cpu_workers=12, probe_workers=3))
+# one H100/H200 window: 9 minutes of wall time for everything; 16 CPU cores = the training process, the probe
+# process (AutoAugment on the GPU), 13 metric workers at lower priority and a core to spare
+# (the paper probe shares the GPU with training, so only the required first and last milestones are planned)
+GPU_RUNS.register("gpu", GPURunScale(cpu_workers=13))
 GPU_RUNS.register("paper", GPURunScale(budget_s=7 * 24 * 3600.0))
 
 
@@ -152,9 +158,13 @@ def worker_seconds(n_train: int, n_test: int) -> tuple[float, float]:
     return probes, UMAP_S[0] + UMAP_S[1] * n_test + 2 * SILHOUETTE_S_PER_PAIR * n_test**2
 
 
-def paper_probe_seconds(n_train: int, workers: int, epochs: int = 20) -> float:
-    """One paper-protocol linear probe: `epochs` passes of AutoAugment over the training images (CPU-bound)."""
-    return PROBE_START_S / 2 + epochs * n_train / (AUTOAUGMENT_PER_CORE * max(workers, 1))
+def paper_probe_seconds(
+    n_train: int, device: str, epochs: int = 20, backbone: str = "resnet18_cifar", image_size: int = 32
+) -> float:
+    """One paper-protocol linear probe on `device`: `epochs` passes of batched AutoAugment and the frozen encoder's
+    forward pass over the training images."""
+    forward = train_views_per_s(device, backbone, image_size) * INFERENCE_SPEEDUP
+    return PROBE_START_S + epochs * n_train * (1 / AUTOAUGMENT_PER_S[device] + 1 / forward)
 
 
 def throughput_seconds(t: ThroughputSettings, methods: tuple[str, ...], device: str) -> float:
@@ -261,7 +271,7 @@ def make_plan(scale: str, n_train: int | None = None, n_test: int | None = None,
             "cpu", f"kNN + cached-feature probe, label-free metrics: {len(jobs) // 2} milestones", jobs[0][0], pool_end
         )
     )
-    probe_s = paper_probe_seconds(n_train, s.probe_workers, s.probe_passes)
+    probe_s = paper_probe_seconds(n_train, s.device, s.probe_passes, first.backbone, first.image_size)
     # optional probes are planned only where they do not lengthen the run; at run time they also use the slack
     probe_end, ran = _probe_lane(probe_jobs, probe_s, jobs[0][0], max(train_end, pool_end))
     what = f"paper-protocol probe: {ran} of {len(probe_jobs)} milestones x {probe_s:.0f} s (the rest if time allows)"
@@ -314,8 +324,8 @@ def format_plan(plan: Plan) -> str:
             f"compile={c.compile}; milestones {list(c.milestone_epochs())}; paper probe at {list(plan.probe_epochs[m])}"
         )
     lines.append(
-        f"  CPU: {s.cpu_workers} metric workers; paper probe ({s.probe_passes} epochs of AutoAugment) with "
-        f"{s.probe_workers} workers; "
+        f"  CPU: {s.cpu_workers} metric workers; paper probe ({s.probe_passes} epochs of AutoAugment, drawn per "
+        f"image, applied on the {s.device} device); "
         f"every milestone: kNN, cached-feature probe, label-free metrics on {plan.n_test} test images"
     )
     lines.append(f"  {'lane':6s} {'start':>7s} {'end':>7s}  what")

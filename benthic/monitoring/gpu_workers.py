@@ -88,7 +88,6 @@ def paper_probe(
     train_subset: int | None,
     n_test: int | None,
     seed: int,
-    workers: int,
     epochs: int = 20,
 ) -> dict:
     """The paper's linear probe (20 epochs, AutoAugment, Adam one-cycle) of one milestone on its SSL training
@@ -101,9 +100,7 @@ def paper_probe(
     t0 = time.perf_counter()
     train_x, train_y = take_stratified(*load_cifar(dataset, "train"), train_subset, seed)
     test_x, test_y = take_stratified(*load_cifar(dataset, "test"), n_test, seed)
-    result = linear_probe(
-        load_encoder(milestone), train_x, train_y, test_x, test_y, ProbeConfig(epochs=epochs, num_workers=workers)
-    )
+    result = linear_probe(load_encoder(milestone), train_x, train_y, test_x, test_y, ProbeConfig(epochs=epochs))
     return {"lp_paper": result["accuracy"], "lp_paper_seconds": time.perf_counter() - t0}
 
 
@@ -121,7 +118,8 @@ class ProbeLane:
         self.by_state: dict[str, dict] = {}
         self.waiting: dict[str, list[tuple[SSLConfig, int]]] = {}
         self.taken: list[float] = []
-        self.estimate = paper_probe_seconds(plan.n_train, s.probe_workers, s.probe_passes)
+        first = next(iter(plan.configs.values()))
+        self.estimate = paper_probe_seconds(plan.n_train, s.device, s.probe_passes, first.backbone, first.image_size)
         self.methods_left = len(s.methods)
 
     def add(self, config: SSLConfig, epoch: int, milestone: str, state: str) -> None:
@@ -175,7 +173,7 @@ class ProbeLane:
             if fits:
                 self.queue.remove(item)
                 s, c = self.plan.settings, config
-                args = (milestone, c.dataset, c.train_subset, self.plan.n_test, c.seed, s.probe_workers, s.probe_passes)
+                args = (milestone, c.dataset, c.train_subset, self.plan.n_test, c.seed, s.probe_passes)
                 try:
                     self.running = (self.pool.submit(paper_probe, *args), config, epoch, state)
                 except BrokenExecutor as exc:  # the probe process died: note it, the run goes on without probes

@@ -144,14 +144,15 @@ PRESETS.register(
 )
 # gpu: one short GPU window (benchmarks/gpu_run.sh): the paper scale's CIFAR ResNet-18, batch 512 and the
 # methods' hyperparameters on the full train split, but few epochs, with milestones dense early so Table I has
-# enough of them (13) for its correlations to mean something. 36 epochs by the H100's measured 49 400 views/s
-# (bf16 + channels_last): about 2.2 s per epoch through the package's pipeline (MoCo-v2 about 3 s), so the three
-# methods train in about 5.5 minutes and the whole run, the metrics of the last milestones included, in about 8.2
-# of its 9 (benthic.monitoring.gpu_plan; the cached-feature probe on 50 000 features, about a minute of one core
-# per milestone, sets the tail). torch.compile (66 300 views/s) would save about 0.5 s per epoch, under 20 s per
-# method: less than it costs to compile, so it stays off at this length.
-GPU_MILESTONES = (0, 1, 2, 3, 4, 6, 9, 12, 16, 20, 24, 30, 36)
-PRESETS.register("gpu", SSLPreset(SSLConfig(epochs=36, milestones=GPU_MILESTONES, compile=False, scale="gpu")))
+# enough of them (13) for its correlations to mean something. 30 epochs by the first gpu run's measured 2.81 s per
+# SimCLR epoch on an H200 (35 379 views/s through the package's pipeline; MoCo-v2 about 3.8 s by its key
+# encoder's extra forward pass), so the three methods train in about 5.5 minutes and the whole run, the metrics of
+# the last milestones included, fits its 9 (benthic.monitoring.gpu_plan prints the plan; the label-free metrics,
+# about a minute of one core per milestone, set the tail). torch.compile stays off: the H100's 66 300 against
+# 49 400 views/s for the model alone would save under 0.7 s per epoch, about 20 s per method, less than compiling
+# three models is expected to cost (unmeasured).
+GPU_MILESTONES = (0, 1, 2, 3, 4, 6, 8, 10, 13, 16, 20, 25, 30)
+PRESETS.register("gpu", SSLPreset(SSLConfig(epochs=30, milestones=GPU_MILESTONES, compile=False, scale="gpu")))
 PRESETS.register("paper", SSLPreset(SSLConfig(milestone_every=20, scale="paper"), paper_epochs=True))
 # benthicnet: BenthicNet's own recipe (Lowe et al., 2024, arXiv:2405.05241) for a folder or CSV of seafloor photos:
 # ResNet-50, Barlow Twins, batch 512, 224 px views of the underwater stack with BenthicNet normalisation. The sources
