@@ -20,17 +20,19 @@ TRAIN_VIEWS_PER_S: dict[tuple[str, str], tuple[float, int]] = {
     ("cpu", "resnet18_cifar"): (191.0, 32),
     ("cpu", "small_cnn"): (16_200.0, 8),
 }
-# Per-step cost relative to SimCLR (estimates: a forward pass is about 1/3 of forward + backward, so a momentum
-# encoder's forward of both views adds about 1/3; SimSiam's and Barlow's extra heads are small).
-METHOD_STEP_COST = {"simclr": 1.0, "simsiam": 1.05, "mocov2": 1.35, "byol": 1.35, "barlow": 1.05}
+# Per-step cost relative to SimCLR. simsiam and mocov2: measured in the gpu run of 2026-12-04 (H200, median
+# s/epoch 2.78 and 2.67 against SimCLR's 2.81 in the run before; MoCo-v2's default one-direction loss sends one view
+# through the query encoder's forward and backward and the other through the key encoder's forward only). byol
+# (symmetric, momentum encoder: about 1/3 more) and barlow: estimates.
+METHOD_STEP_COST = {"simclr": 1.0, "simsiam": 1.0, "mocov2": 0.95, "byol": 1.35, "barlow": 1.05}
 PIPELINE_OVERHEAD = 1.10  # the package's batched view augmentation on the device before each step (estimate)
 INFERENCE_SPEEDUP = 3.0  # embedding (forward only) views/s over training views/s
 # one checkpoint written and the run's history read back (cuda: the first gpu run's 13 SimCLR milestones took
 # 1.3 s each with their embeddings)
 MILESTONE_WRITE_S = {"cuda": 0.8, "cpu": 0.2}
 METHOD_START_S = {"cuda": 5.0, "cpu": 1.0}  # model build, first steps (cuDNN, allocator warm-up)
-START_S = {"cuda": 15.0, "cpu": 5.0}  # interpreter, imports, CUDA context
-WHEELS_S = 10.0  # pip install --no-index --no-deps of the carried wheels
+START_S = {"cuda": 10.0, "cpu": 5.0}  # interpreter, imports, CUDA context
+WHEELS_S = 5.0  # pip install --no-index --no-deps of the carried wheels (with START_S: 14.9 s on the H200 machine)
 CIFAR_DECODE_S = 8.4  # decoding the CIFAR-10 JPEG archive once (ENVIRONMENT-NOTES); cached after
 # One milestone's label-free metrics on one core of the GPU machine (UMAP to 3-d with 50 neighbours, k-means and
 # silhouettes both centred and uncentred, spectra): 51-62 s at 10 000 rows in the first gpu run (ENVIRONMENT-NOTES'
@@ -47,10 +49,10 @@ WORKER_START_S = 10.0  # a spawned worker imports torch, scikit-learn and umap-l
 # 8 workers, ENVIRONMENT-NOTES; here: 1.2-2.1k images/s per core)
 LOADER_VIEWS_PER_S = {"cuda": (16_900.0, 8), "cpu": (1_500.0, 1)}
 # the paper probe's AutoAugment drawn per image and applied a chunk at a time (benthic.models.autoaugment):
-# 50 000 images/s on this 2-core CPU at 32 px; cuda: an estimate until a gpu run measures it. (Per image through
-# DataLoader workers it was 1 430 images/s with 3 workers beside the metric workers on the GPU machine: 700 s per
-# probe, the reason for the batched one.)
-AUTOAUGMENT_PER_S = {"cuda": 100_000.0, "cpu": 50_000.0}
+# 50 000 images/s on this 2-core CPU at 32 px; cuda: 65 000, from the H200 probe alone taking 1.2 s per epoch of
+# 50 000 images with the encoder's forward pass. (Per image through DataLoader workers it was 1 430 images/s with 3
+# workers beside the metric workers on the GPU machine: 700 s per probe, the reason for the batched one.)
+AUTOAUGMENT_PER_S = {"cuda": 65_000.0, "cpu": 50_000.0}
 PROBE_START_S = 10.0  # the probe process: imports, CUDA context, loading CIFAR
 
 

@@ -120,15 +120,18 @@ def table_i(gpu: GPUResults) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
 
 
 def plot_knn(gpu: GPUResults, quick: SSLResults | None = None) -> Figure:
-    """kNN top-1 against epoch per method: the gpu run (solid) and the quick run (dashed) when given."""
+    """kNN top-1 against epoch per method (one colour each): the gpu run (solid) and the quick run (dashed) when
+    given."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    colours: dict[str, str] = {}
     for label, res, style in (("gpu", gpu.ssl, "-"), ("quick", quick, "--")):
         if res is None:
             continue
-        for method, t in res.milestones.sort_values("epoch").groupby("method", sort=False):
-            ax.plot(t["epoch"], t["knn_top1"], style, marker="o", ms=3, label=f"{method} ({label})")
+        for method, t in res.milestones.sort_values("epoch").groupby("method", sort=True):
+            colour = colours.setdefault(method, f"C{len(colours)}")
+            ax.plot(t["epoch"], t["knn_top1"], style, color=colour, marker="o", ms=3, label=f"{method} ({label})")
     ax.set(xlabel="epoch", ylabel="kNN top-1 (test)", title="kNN per milestone: gpu run beside the quick run")
     ax.legend(fontsize=7)
     return fig
