@@ -147,6 +147,8 @@ BAD = [
     (["--device", "tpu"], "device 'tpu' is not one of auto, cuda, cuda:N, mps, cpu"),
     (["--device", "cuda:7"], "cuda:7"),
     (["--backbone", "resnet9000"], "unknown --backbone 'resnet9000'"),
+    (["--method-option", "oops"], "--method-option takes NAME=VALUE, got 'oops'"),
+    (["--method-option", "queue_size=64"], "simclr has no option queue_size: choose from out_dim"),
 ]
 
 
@@ -194,3 +196,30 @@ def test_default_monitor_sample_exceeds_umap_neighbours_and_twice_k1():
     assert [watch.default_sample(n, 10) for n in (247, 248, 5_000, 1_000_000)] == [0, 62, 500, 1000]
     with pytest.raises(UserError, match="at least 51 images"):
         watch.check_sample(50, 10)
+
+
+def test_method_options_reach_the_method_and_its_run_folder():
+    import argparse
+
+    from benthic.ssl.config import SSLConfig
+    from benthic.ssl.trainer import build_method
+
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    base = ["--method", "mocov2", "--scale", "smoke", "--dataset", "cifar10"]
+    plain = train.build_config(parser.parse_args(base))
+    args = parser.parse_args([*base, "--method-option", "symmetric=true", "--method-option", "queue_size=64"])
+    config = train.build_config(args)
+    assert config.method_options == (("queue_size", 64), ("symmetric", True))
+    model = build_method(config)
+    assert model.symmetric is True and model.queue.shape[0] == 64
+    assert build_method(plain).symmetric is False  # MoCo-v2's own one-direction loss by default
+    assert config.key() != plain.key() and SSLConfig.from_dict(config.to_dict()) == config
+    # a run without options keeps the folder it had before the field existed
+    legacy = {k: v for k, v in plain.to_dict().items() if k not in (*plain.RUNTIME_FIELDS, "method_options")}
+    legacy["milestones"] = list(plain.milestone_epochs())
+    legacy.pop("milestone_every")
+    import hashlib
+    import json
+
+    assert plain.key() == hashlib.sha1(json.dumps(legacy, sort_keys=True).encode()).hexdigest()[:10]

@@ -238,6 +238,35 @@ def test_hml_prior_scores_each_node_by_its_training_rate(hier):
     assert res.loc["biota", "subset_accuracy"] == pytest.approx(want)
     assert res.loc["substrate", "subset_accuracy"] == pytest.approx(np.mean(labels[te, 1] == 0))
     assert res["encoder"].eq("prior (no image)").all()
+    # a released partition decides the split instead, for every seed: here the last 30 tiles are the test set
+    partition = np.array(["train"] * 65 + ["excluded"] * 5 + ["test"] * 30, dtype=object)
+    fixed = hml_probe.hml_prior(targets, hier, photos, config.TransferConfig(seeds=(0, 1)), partition)
+    for _, row in fixed[fixed["head"] == "biota"].iterrows():  # rate from tiles 0-64 (all coral above 0.5)
+        assert row["subset_accuracy"] == pytest.approx(np.mean(labels[70:, 0] == 1))  # tiles 70-99: 10 % coral
+    held = encoders.held_out_photos(photos, cfg, (0, 1), partition)
+    assert all(np.array_equal(v, np.unique(photos[70:])) for v in held.values())
+
+
+def test_a_given_partition_replaces_the_photo_split_and_is_checked():
+    photos = np.repeat(np.arange(10), 3)
+    partition = np.array(["test", "train", "unassigned"] * 10, dtype=object)
+    for seed in (0, 1):
+        tr, te = split_by_photo(photos, 0.3, seed, partition)
+        np.testing.assert_array_equal(tr, np.arange(1, 30, 3))
+        np.testing.assert_array_equal(te, np.arange(0, 30, 3))
+    with pytest.raises(ValueError, match="rows for"):
+        split_by_photo(photos, 0.3, 0, partition[:-1])
+    with pytest.raises(ValueError, match="train and test rows"):
+        split_by_photo(photos, 0.3, 0, np.array(["train"] * 30, dtype=object))
+
+
+def test_released_partition_of_benthicnet_rows_or_the_named_fallback():
+    rows = pd.DataFrame({"dataset": ["a"] * 4, "site": ["s"] * 4, "partition": ["train", "test", "", "train"]})
+    split, note = hml_probe.released_partition(rows)
+    assert list(split) == ["train", "test", "unassigned", "train"] and "released" in note
+    for frame in (rows.drop(columns="partition"), rows.assign(partition="")):
+        split, note = hml_probe.released_partition(frame)
+        assert split is None and "at random per seed" in note
 
 
 def test_reef_encoders_add_torchvision_resnet50_only_when_its_weights_are_cached(monkeypatch):
@@ -327,3 +356,25 @@ def test_per_split_scores_each_seed_on_its_own_features():
 
     out = encoders.per_split(run, feats, cfg)
     assert calls == [((3,), 0.0), ((5,), 2.0)] and list(out["seed"]) == [3, 5]
+
+
+def test_cross_validation_adds_the_imagenet_vit_only_when_its_weights_are_cached(monkeypatch, tmp_path):
+    from benthic.models import pretrained
+    from benthic.transfer import crossval
+
+    specs = {
+        "random init (small_cnn)": {"kind": "random", "backbone": "small_cnn"},
+        "ImageNet (efficientnet-lite0)": {"kind": "imagenet", "backbone": "imagenet:efficientnet-lite0"},
+        "in-domain SSL (barlow, small_cnn)": {"kind": "ssl", "checkpoint": "m.pt"},
+    }
+    task = crossval.ReefTask(np.zeros((1, 2, 2, 3), np.uint8), np.zeros(1), np.zeros(1), [], {0: specs}, {}, None)
+    cfg = crossval.PRESETS.get("paper")  # the scale whose budget fine-tunes ImageNet models
+    weight = tmp_path / "vit_b_16.pth"
+    monkeypatch.setattr(pretrained, "torchvision_weight_file", lambda name, *a: weight)
+    names = [m.name for m in crossval.default_models(task, cfg)[0]]
+    assert not any("ImageNet-1k" in n for n in names)
+    weight.write_bytes(b"")  # now "cached"
+    models = crossval.default_models(task, cfg)[0]
+    vit = [m for m in models if "ImageNet-1k" in m.name]
+    assert len(vit) == 1 and vit[0].encoder["backbone"] == "imagenet:vit_b_16" and vit[0].size == 224
+    assert not any("ImageNet-1k" in m.name for m in crossval.default_models(task, crossval.PRESETS.get("quick"))[0])

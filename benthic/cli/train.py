@@ -73,6 +73,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, help="peak one-cycle learning rate (default: the method's)")
     parser.add_argument("--weight-decay", type=float)
     parser.add_argument("--head-width", type=int)
+    parser.add_argument(
+        "--method-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an option of the method's constructor, repeatable: e.g. symmetric=true, queue_size=4096, "
+        "bn_splits=8 for mocov2 (true/false, whole or decimal numbers, else text)",
+    )
     parser.add_argument("--image-size", type=int, help="training resolution; collections are decoded at it")
     parser.add_argument("--train-subset", type=int, help="stratified subset size of the CIFAR train split")
     parser.add_argument("--augment", help="simclr_cifar or underwater")
@@ -131,12 +139,30 @@ def _milestones(text: str) -> tuple[int, ...]:
         raise UserError(f"--milestones must be comma-separated whole epochs like 0,1,2,5,10, got {text!r}") from None
 
 
+def _method_option(text: str) -> tuple[str, bool | int | float | str]:
+    """NAME=VALUE -> (name, value): true/false as booleans, numbers as numbers, anything else as text."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise UserError(f"--method-option takes NAME=VALUE, got {text!r}")
+    lowered = value.strip().lower()
+    if lowered in ("true", "false"):
+        return name.strip(), lowered == "true"
+    for kind in (int, float):
+        try:
+            return name.strip(), kind(value)
+        except ValueError:
+            pass
+    return name.strip(), value
+
+
 def build_config(args: argparse.Namespace):
     """The SSLConfig of the parsed options (dataset left as given), every setting checked (UserError)."""
     _check_numbers(args)
     overrides = {name: getattr(args, name) for name in CONFIG_OPTIONS if getattr(args, name) is not None}
     if args.milestones:
         overrides["milestones"] = _milestones(args.milestones)
+    if args.method_option:
+        overrides["method_options"] = tuple(_method_option(text) for text in args.method_option)
     if "dataset" in overrides and overrides["dataset"] not in CIFAR:
         overrides["dataset"] = "collection"  # renamed by its index when training starts
     try:

@@ -166,10 +166,17 @@ def load_coral(root: str | Path | None = None, size: int = 128) -> CoralSet:
     return out
 
 
-def split_by_photo(photo_ids: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_by_photo(
+    photo_ids: np.ndarray, test_fraction: float, seed: int, partition: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Sorted (train_idx, test_idx) with whole photos in test, in a seeded random order, stopping at the
-    photo count whose tile total is closest to `test_fraction` of the tiles (at least one photo each side)."""
+    photo count whose tile total is closest to `test_fraction` of the tiles (at least one photo each side).
+    A given `partition` (per row 'train', 'test' or anything else, such as BenthicNet's released column via
+    `benthic.data.benthicnet.train_test_partition`) decides instead, the same for every seed; other rows are in
+    neither."""
     photo_ids = np.asarray(photo_ids)
+    if partition is not None:
+        return _given_partition(photo_ids, partition)
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction={test_fraction} must be strictly between 0 and 1")
     photos, inverse, counts = np.unique(photo_ids, return_inverse=True, return_counts=True)
@@ -180,6 +187,17 @@ def split_by_photo(photo_ids: np.ndarray, test_fraction: float, seed: int) -> tu
     n_test = int(np.argmin(np.abs(cumulative - test_fraction * len(photo_ids)))) + 1
     in_test = np.isin(inverse, order[:n_test])
     return np.flatnonzero(~in_test), np.flatnonzero(in_test)
+
+
+def _given_partition(photo_ids: np.ndarray, partition: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, test_idx) of a per-row 'train' / 'test' partition, checked against the rows."""
+    part = np.asarray(partition, dtype=object)
+    if len(part) != len(photo_ids):
+        raise ValueError(f"partition has {len(part)} rows for {len(photo_ids)} images")
+    tr, te = np.flatnonzero(part == "train"), np.flatnonzero(part == "test")
+    if len(tr) == 0 or len(te) == 0:
+        raise ValueError(f"the partition needs train and test rows, got {len(tr)} train and {len(te)} test")
+    return tr, te
 
 
 def photo_kfold(labels_1d: np.ndarray, photo_ids: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

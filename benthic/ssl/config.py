@@ -18,6 +18,15 @@ def check_precision(precision: str) -> None:
         raise ValueError(f"precision must be 'bf16' or 'fp32', got {precision!r}")
 
 
+def method_option_names(method: str) -> tuple[str, ...]:
+    """The constructor options of `method` an SSLConfig may set (all but the backbone and the head width, which
+    have fields of their own)."""
+    import inspect
+
+    params = inspect.signature(method_spec(method).cls.__init__).parameters
+    return tuple(n for n in params if n not in ("self", "backbone", "width"))
+
+
 @dataclass(frozen=True)
 class SSLConfig:
     """Everything that determines an SSL run's milestones (run-time-only fields are excluded from `key()`).
@@ -28,7 +37,9 @@ class SSLConfig:
     train_subset: a stratified subset of the train split of that many images (None = all).
     image_size: views are cropped straight to this size (downscaled CPU runs use 16 px).
     precision: 'bf16' trains under bfloat16 autocast (losses in float32) at every scale, the paper scale included
-    (the monitoring paper does not state its precision); 'fp32' trains in full precision."""
+    (the monitoring paper does not state its precision); 'fp32' trains in full precision.
+    method_options: (name, value) pairs passed to the method's constructor, e.g. (("symmetric", True),) for
+    MoCo-v2's symmetrised loss; names are checked against the constructor (`method_option_names`)."""
 
     method: str = "simclr"
     dataset: str = "cifar10"
@@ -51,6 +62,7 @@ class SSLConfig:
     compile: bool = False
     device: str | None = None
     progress: bool = True
+    method_options: tuple[tuple[str, bool | int | float | str], ...] = ()
     RUNTIME_FIELDS = ("compile", "device", "progress")
 
     def __post_init__(self):
@@ -64,6 +76,14 @@ class SSLConfig:
         check_scale(self.scale)
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         object.__setattr__(self, "momentum_range", tuple(self.momentum_range))
+        options = self.method_options.items() if isinstance(self.method_options, dict) else self.method_options
+        object.__setattr__(self, "method_options", tuple(sorted((str(k), v) for k, v in options)))
+        allowed = method_option_names(self.method)
+        unknown = [k for k, _ in self.method_options if k not in allowed]
+        if unknown:
+            raise ValueError(
+                f"{self.method} has no option {', '.join(unknown)}: choose from {', '.join(allowed) or 'none'}"
+            )
 
     def milestone_epochs(self) -> tuple[int, ...]:
         """Sorted epochs that get a checkpoint, always including 0 (init) and the last epoch."""
@@ -73,6 +93,7 @@ class SSLConfig:
     def to_dict(self) -> dict:
         """Plain dict (lists, numbers, strings) for checkpoints and results files."""
         d = asdict(self)
+        d["method_options"] = [list(kv) for kv in self.method_options]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
@@ -87,6 +108,8 @@ class SSLConfig:
         d = {k: v for k, v in self.to_dict().items() if k not in self.RUNTIME_FIELDS}
         d["milestones"] = list(self.milestone_epochs())
         d.pop("milestone_every")
+        if not self.method_options:  # runs from before the field existed keep their folder
+            d.pop("method_options")
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
     def run_name(self) -> str:

@@ -41,7 +41,9 @@ Images = np.ndarray | Collection
 
 def build_method(config: SSLConfig) -> SSLMethod:
     """The method module (encoder + heads) of `config`, freshly initialised from the global torch RNG."""
-    return method_spec(config.method).cls(build_backbone(config.backbone), width=config.head_width)
+    return method_spec(config.method).cls(
+        build_backbone(config.backbone), width=config.head_width, **dict(config.method_options)
+    )
 
 
 def run_dir(config: SSLConfig, images: Images | None = None) -> Path:

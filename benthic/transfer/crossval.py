@@ -175,8 +175,11 @@ def reef_task(scale: str, cfg: CVConfig, ssl_checkpoint: str | None = None) -> R
 def default_models(task: ReefTask, cfg: CVConfig) -> tuple[list[CVModel], dict[str, str]]:
     """The compared models: a ViT and a CNN fine-tuned from scratch, the three probe families (random init,
     ImageNet EfficientNet-Lite, in-domain SSL; a probe's spec is fold 0's, as timing needs one) and, where budgeted,
-    the ImageNet model fine-tuned; plus the roles for transfer efficiency {"scratch": random-init probe,
-    "reference": in-domain SSL probe}."""
+    the ImageNet model fine-tuned and torchvision's ImageNet-1k ViT-B/16 fine-tuned when its weights are in torch
+    hub's cache; plus the roles for transfer efficiency {"scratch": random-init probe, "reference": in-domain SSL
+    probe}."""
+    from benthic.models.pretrained import VIT_MODELS, torchvision_weight_file
+
     vit, cnn = cfg.vit_backbone, cfg.cnn_backbone
     models = [
         CVModel(f"ViT {vit} scratch, fine-tune", {"kind": "random", "backbone": vit}, "fine-tune", cfg.vit_size),
@@ -190,6 +193,9 @@ def default_models(task: ReefTask, cfg: CVConfig) -> tuple[list[CVModel], dict[s
     if cfg.imagenet_finetune:
         spec = first[imagenet]
         models.append(CVModel(f"{imagenet}, fine-tune", spec, "fine-tune", int(spec.get("input_size") or 224)))
+        for vit_name in (m for m in VIT_MODELS if torchvision_weight_file(m).exists()):
+            spec = {"kind": "imagenet", "backbone": f"imagenet:{vit_name}"}
+            models.append(CVModel(f"ViT {vit_name} ImageNet-1k, fine-tune", spec, "fine-tune", 224))
     scratch = next(n for n in names if n.startswith("random init"))
     reference = next(n for n in names if n.startswith("in-domain"))
     return models, {"scratch": f"{scratch}, probe", "reference": f"{reference}, probe"}

@@ -109,13 +109,19 @@ def pretrain_ssl(images: np.ndarray, cfg: TransferConfig, scale: str, method: st
 
 
 # ------------------------------------------------------------------------- notebook-level steps
-def held_out_photos(photo_ids: np.ndarray, cfg: TransferConfig, seeds: Sequence[int]) -> dict[int, np.ndarray]:
+def held_out_photos(
+    photo_ids: np.ndarray, cfg: TransferConfig, seeds: Sequence[int], partition: np.ndarray | None = None
+) -> dict[int, np.ndarray]:
     """Per split seed, the photos of its test split (benthic.data.coral.split_by_photo on `photo_ids`, the tiles
-    the notebook evaluates): what that seed's in-domain encoder must never see."""
+    the notebook evaluates, or the given `partition`'s test rows): what that seed's in-domain encoder must never
+    see."""
     from benthic.data.coral import split_by_photo
 
     photo_ids = np.asarray(photo_ids)
-    return {s: np.unique(photo_ids[split_by_photo(photo_ids, cfg.test_fraction, s)[1]]) for s in dict.fromkeys(seeds)}
+    return {
+        s: np.unique(photo_ids[split_by_photo(photo_ids, cfg.test_fraction, s, partition)[1]])
+        for s in dict.fromkeys(seeds)
+    }
 
 
 def pretraining_tiles(photo_ids: np.ndarray, held_out: np.ndarray) -> np.ndarray:

@@ -85,12 +85,18 @@ def subset_targets(targets: Mapping[str, tuple[np.ndarray, np.ndarray]], idx: np
 
 
 def hml_probe(
-    feats: Mapping[str, np.ndarray], targets: Mapping, hierarchies: Mapping, photo_ids: np.ndarray, cfg: TransferConfig
+    feats: Mapping[str, np.ndarray],
+    targets: Mapping,
+    hierarchies: Mapping,
+    photo_ids: np.ndarray,
+    cfg: TransferConfig,
+    partition: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Per-head HML metrics of a frozen-feature HML head per encoder and seed (photo splits)."""
+    """Per-head HML metrics of a frozen-feature HML head per encoder and seed (photo splits, or the given
+    per-row 'train' / 'test' `partition` for every seed)."""
     rows = []
     for seed in tqdm(cfg.seeds, desc="HML seeds", leave=False):
-        tr, te = split_by_photo(photo_ids, cfg.test_fraction, seed)
+        tr, te = split_by_photo(photo_ids, cfg.test_fraction, seed, partition)
         for name, z in feats.items():
             model = train_hml(z[tr], subset_targets(targets, tr), hierarchies, cfg, seed)
             df = hml.evaluate(
@@ -118,13 +124,19 @@ def prior_probabilities(rates: Mapping[str, np.ndarray], n: int) -> dict[str, np
     return {h: np.tile(np.asarray(r, float), (n, 1)) for h, r in rates.items()}
 
 
-def hml_prior(targets: Mapping, hierarchies: Mapping, photo_ids: np.ndarray, cfg: TransferConfig) -> pd.DataFrame:
+def hml_prior(
+    targets: Mapping,
+    hierarchies: Mapping,
+    photo_ids: np.ndarray,
+    cfg: TransferConfig,
+    partition: np.ndarray | None = None,
+) -> pd.DataFrame:
     """The no-image reference of `hml_probe`: every test image gets each node's positive rate among the
-    training images that label it (same photo splits), which shows how much of a score the class balance
-    alone earns."""
+    training images that label it (same photo splits or `partition`), which shows how much of a score the class
+    balance alone earns."""
     rows = []
     for seed in cfg.seeds:
-        tr, te = split_by_photo(photo_ids, cfg.test_fraction, seed)
+        tr, te = split_by_photo(photo_ids, cfg.test_fraction, seed, partition)
         probs = prior_probabilities(prior_rates(subset_targets(targets, tr), hierarchies), len(te))
         df = hml.evaluate(
             probs, {h: t[te] for h, (t, _) in targets.items()}, {h: m[te] for h, (_, m) in targets.items()}, hierarchies
@@ -208,3 +220,14 @@ def load_benthicnet_hml(
     kept = grouped.iloc[loaded.rows].reset_index(drop=True)
     groups = (kept["dataset"].astype(str) + "/" + kept["site"].astype(str)).to_numpy()
     return loaded.images, encode_heads(kept, hierarchies), groups, kept
+
+
+def released_partition(rows: pd.DataFrame) -> tuple[np.ndarray | None, str]:
+    """BenthicNet's released `partition` of `load_benthicnet_hml`'s rows (per row 'train', 'test', ...) and where
+    the split comes from: None, with the fallback named, when the CSV has no such column or it is empty (then
+    the notebooks split by site at random per seed, as for the reef photos)."""
+    from benthic.data.benthicnet import train_test_partition
+
+    if "partition" not in rows.columns or rows["partition"].astype("string").fillna("").str.strip().eq("").all():
+        return None, "no released `partition` column: sites split at random per seed (split_by_photo)"
+    return train_test_partition(rows)

@@ -34,20 +34,22 @@ def mixed_depth_experiment(
     cfg: TransferConfig,
     groups: Sequence[dict] | None = None,
     full_shares: Sequence[float | None] | None = None,
+    partition: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Training split relabelled by simulated research groups (translate.simulate_groups, by photo; the fully
     labelled group holds each share in `full_shares` of the photos, default `cfg.mixed_full_shares`; None:
     groups of equal size), for each seed in `cfg.mixed_seeds`. The HML head is trained on (a) everything
     with masking, (b) the fully labelled group only, (c) everything with missing labels read as negatives
     (the naive way) and (d) everything fully labelled (the upper bound, one run per seed repeated in each
-    share's rows); all are evaluated on the same full-label test set. `groups`: translate.GROUPS (CATAMI)."""
+    share's rows); all are evaluated on the same full-label test set. `groups`: translate.GROUPS (CATAMI); `partition`: a
+    per-row 'train' / 'test' split used for every seed instead of photo splits."""
     from benthic.hierarchy.translate import GROUPS, simulate_groups
 
     groups = GROUPS if groups is None else groups
     full_shares = cfg.mixed_full_shares if full_shares is None else full_shares
     rows = []
     for seed in tqdm(cfg.mixed_seeds, desc="mixed depth", leave=False):
-        tr, te = split_by_photo(photo_ids, cfg.test_fraction, seed)
+        tr, te = split_by_photo(photo_ids, cfg.test_fraction, seed, partition)
         truth = ({h: t[te] for h, (t, _) in targets.items()}, {h: m[te] for h, (_, m) in targets.items()})
 
         def run(idx, tg):
