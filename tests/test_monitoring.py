@@ -330,3 +330,58 @@ def test_projector_and_predictor_spectra_beside_the_backbone(tmp_path):
     assert "did not learn enough" in collapse.collapse_finding(summary, table)
     learned = collapse.collapse_finding(summary, table.assign(lp_acc=[0.40, 0.60]))
     assert "predictor effective rank" in learned and "projector effective rank" in learned
+
+
+def _seeded_milestones(slopes: dict[int, float], n: int = 8) -> pd.DataFrame:
+    """Milestones of one method, per seed: lp_acc rising, `entropy` = slope x lp_acc + a fixed wiggle."""
+    rows = []
+    wiggle = np.array([0.3, -0.2, 0.1, -0.4, 0.25, -0.1, 0.05, -0.3])[:n]
+    for seed, slope in slopes.items():
+        lp = np.linspace(0.3, 0.8, n)
+        for e, (a, w) in enumerate(zip(lp, wiggle)):
+            rows.append(
+                {
+                    "method": "simclr",
+                    "dataset": "cifar10",
+                    "seed": seed,
+                    "epoch": e,
+                    "lp_acc": a,
+                    "entropy": slope * a + w,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_seed_pearson_table_is_the_fisher_z_mean_with_the_seeds_range():
+    df = _seeded_milestones({0: 2.0, 1: 0.5, 2: -1.0})
+    out = tables.seed_pearson_table(df, ("entropy",), "lp_acc")
+    per_seed = [stats.pearsonr(g["entropy"], g["lp_acc"]).statistic for _, g in df.groupby("seed")]
+    row = out[out["init"] == "w/ init"].iloc[0]
+    assert row["r"] == pytest.approx(np.tanh(np.mean(np.arctanh(per_seed))))
+    assert row["r_min"] == pytest.approx(min(per_seed)) and row["r_max"] == pytest.approx(max(per_seed))
+    assert row["seeds"] == 3 and not row["sign_stable"]  # seed 2 runs the other way
+    # p of the mean r at one run's n: scipy's test on any data with that r gives the same p
+    x = np.arange(8.0)
+    y = row["r"] * (x - x.mean()) / x.std() + np.sqrt(1 - row["r"] ** 2) * np.array([1, -1, 1, -1, -1, 1, -1, 1.0])
+    assert stats.pearsonr(x, y).statistic == pytest.approx(row["r"])
+    assert row["p"] == pytest.approx(stats.pearsonr(x, y).pvalue)
+    stable = tables.seed_pearson_table(_seeded_milestones({0: 2.0, 1: 1.5}), ("entropy",), "lp_acc")
+    assert stable["sign_stable"].all()
+
+
+def test_one_seed_gives_pearson_table_and_counts_can_keep_stable_cells_only():
+    df = _seeded_milestones({0: 2.0})
+    a, b = tables.pearson_table(df, ("entropy",)), tables.seed_pearson_table(df, ("entropy",))
+    np.testing.assert_allclose(a["r"], b["r"]) and np.testing.assert_allclose(a["p"], b["p"])
+    both = tables.seed_pearson_table(
+        pd.concat([_seeded_milestones({0: 2.0, 1: -1.0}), _seeded_milestones({0: 2.0, 1: 1.5}).assign(method="x")]),
+        ("entropy",),
+    )
+    cmp = pd.DataFrame(
+        {"sign_stable": both["sign_stable"], "sign_agree": True, "significance_agree": True, "colour_agree": False}
+    )
+    assert tables.agreement_counts(cmp)["cells"] == 4
+    assert tables.agreement_counts(cmp, stable_only=True) == {"cells": 2, "sign": 2, "significance": 2, "colour": 0}
+    wide = tables.wide_pearson(both)
+    cells = wide.drop(columns=["metric", "label-free"]).iloc[0].tolist()
+    assert sum(c.endswith("†") for c in cells) == 2 and all("[" in c for c in cells)

@@ -8,6 +8,7 @@ import pandas as pd
 from scipy import stats
 
 from benthic.monitoring.config import ALL_METRICS, LABEL_BASED, METRIC_LABELS, SIGNIFICANCE
+from benthic.monitoring.paper_tables import pearson_p
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> tuple[float, float, str]:
@@ -65,6 +66,46 @@ def pearson_table(
     return pd.DataFrame(rows)
 
 
+def seed_pearson_table(
+    df: pd.DataFrame,
+    metrics_: tuple[str, ...] = ALL_METRICS,
+    target: str = "lp_acc",
+    group_cols: tuple[str, ...] = ("method", "dataset"),
+    seed_col: str = "seed",
+) -> pd.DataFrame:
+    """`pearson_table` per training seed, combined per cell: r is the seeds' mean in Fisher z (tanh of the mean
+    arctanh), p that mean's p at one run's n (comparable with a single run's and the paper's), with the seeds'
+    lowest and highest r and `sign_stable` (every seed's r defined and of the same sign). One seed gives
+    `pearson_table`'s r and p."""
+    df = df if seed_col in df else df.assign(**{seed_col: 0})
+    per_seed = pearson_table(df, metrics_, target, (*group_cols, seed_col))
+    n_seeds = df[seed_col].nunique()
+    rows = []
+    for keys, g in per_seed.groupby([*group_cols, "metric", "init"], sort=False):
+        r = g["r"].to_numpy(float)
+        finite = r[np.isfinite(r)]
+        mean = float(np.tanh(np.arctanh(np.clip(finite, -1 + 1e-12, 1 - 1e-12)).mean())) if len(finite) else np.nan
+        n = int(np.median(g["n"]))
+        p = pearson_p(mean, n)
+        stable = len(finite) == n_seeds and (np.all(finite > 0) or np.all(finite < 0))
+        notes = sorted({x for x in g["note"] if x})
+        rows.append(
+            {
+                **dict(zip([*group_cols, "metric", "init"], keys)),
+                "r": mean,
+                "p": p,
+                "n": n,
+                "significant": bool(p < SIGNIFICANCE),
+                "seeds": len(finite),
+                "r_min": float(finite.min()) if len(finite) else np.nan,
+                "r_max": float(finite.max()) if len(finite) else np.nan,
+                "sign_stable": bool(stable),
+                "note": "; ".join(notes),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def category(r: float, p: float) -> str:
     """The paper's colour of a cell: 'positive' (black), 'negative' (red), 'n.s.' (grey, p >= 0.05)."""
     if not np.isfinite(r) or not np.isfinite(p) or p >= SIGNIFICANCE:
@@ -74,19 +115,27 @@ def category(r: float, p: float) -> str:
 
 def wide_pearson(long: pd.DataFrame, group_cols: tuple[str, ...] = ("method", "dataset")) -> pd.DataFrame:
     """Table I/II layout for Markdown/CSV: one row per metric, one column per group and init; cells
-    'r' when significant, '(r)' when not (grey in the figure), 'n/a' when undefined (see notes)."""
+    'r' when significant, '(r)' when not (grey in the figure), 'n/a' when undefined (see notes). From
+    `seed_pearson_table` with several seeds: the seeds' range follows in brackets, and a dagger marks a cell whose
+    sign the seeds do not share."""
+    seeded = "r_min" in long and long["seeds"].max() > 1
 
-    def cell(r, p):
-        if not np.isfinite(r):
+    def cell(row):
+        if not np.isfinite(row.r):
             return "n/a"
-        return f"{r:.2f}" if category(r, p) != "n.s." else f"({r:.2f})"
+        text = f"{row.r:.2f}" if category(row.r, row.p) != "n.s." else f"({row.r:.2f})"
+        if seeded:
+            text += f" [{row.r_min:.2f}, {row.r_max:.2f}]" + ("" if row.sign_stable else " †")
+        return text
 
     long = long.assign(column=long[list(group_cols) + ["init"]].astype(str).agg(" ".join, axis=1))
-    out = long.pivot_table(index="metric", columns="column", values="r", aggfunc="first", sort=False, dropna=False)
-    pvals = long.pivot_table(index="metric", columns="column", values="p", aggfunc="first", sort=False, dropna=False)
-    table = pd.DataFrame({c: [cell(out.loc[m, c], pvals.loc[m, c]) for m in out.index] for c in out.columns})
-    table.insert(0, "metric", [METRIC_LABELS.get(m, m) for m in out.index])
-    table.insert(1, "label-free", ["no" if m in LABEL_BASED else "yes" for m in out.index])
+    long = long.assign(cell=[cell(row) for row in long.itertuples(index=False)])
+    out = long.pivot_table(index="metric", columns="column", values="cell", aggfunc="first", sort=False)
+    table = out.reindex(index=list(dict.fromkeys(long.metric)), columns=list(dict.fromkeys(long.column)))
+    table = table.reset_index(drop=True).rename_axis(columns=None).fillna("n/a")
+    metrics_order = list(dict.fromkeys(long.metric))
+    table.insert(0, "metric", [METRIC_LABELS.get(m, m) for m in metrics_order])
+    table.insert(1, "label-free", ["no" if m in LABEL_BASED else "yes" for m in metrics_order])
     return table
 
 
@@ -97,7 +146,9 @@ def render_pearson_table(
     paper: pd.DataFrame | None = None,
 ):
     """Figure in the paper's style: grey = not significant (p >= 0.05), black = positive, red = negative.
-    With `paper` (same layout), the paper's r is printed small under ours, coloured the same way."""
+    With `paper` (same layout), the paper's r is printed small under ours, coloured the same way. From
+    `seed_pearson_table` with several seeds, the seeds' range is printed under r, and a dagger marks a cell whose
+    sign the seeds do not share."""
     import matplotlib.pyplot as plt
 
     colours = {"positive": "black", "negative": "#c0392b", "n.s.": "#a0a0a0"}
@@ -105,7 +156,8 @@ def render_pearson_table(
         paper = paper.rename(columns={"group": group_cols[0], "p_derived": "p"})
     columns = list(dict.fromkeys(long[list(group_cols) + ["init"]].itertuples(index=False, name=None)))
     metric_order = list(dict.fromkeys(long.metric))
-    fig, ax = plt.subplots(figsize=(2.2 + 0.85 * len(columns), 0.9 + 0.5 * len(metric_order)))
+    seeded = "r_min" in long and long["seeds"].max() > 1
+    fig, ax = plt.subplots(figsize=(2.2 + 0.85 * len(columns), 0.9 + (0.65 if seeded else 0.5) * len(metric_order)))
     ax.set_xlim(-2.8, len(columns))
     ax.set_ylim(len(metric_order), -1.6)
     ax.axis("off")
@@ -115,6 +167,14 @@ def render_pearson_table(
             ax.text(j + 0.5, -0.45, col[-1], ha="center", va="center", fontsize=7, style="italic")
     keys = list(group_cols) + ["init", "metric"]
     ours = {tuple(k): (r, p) for *k, r, p in long[keys + ["r", "p"]].itertuples(index=False)}
+    spread = (
+        {
+            tuple(k): (lo, hi, ok)
+            for *k, lo, hi, ok in long[keys + ["r_min", "r_max", "sign_stable"]].itertuples(index=False)
+        }
+        if seeded
+        else {}
+    )
     theirs = (
         {} if paper is None else {tuple(k): (r, p) for *k, r, p in paper[keys + ["r", "p"]].itertuples(index=False)}
     )
@@ -130,20 +190,25 @@ def render_pearson_table(
         for j, col in enumerate(columns):
             if (*col, m) in ours:
                 r, p = ours[(*col, m)]
+                lo, hi, stable = spread.get((*col, m), (np.nan, np.nan, True))
                 ax.text(
                     j + 0.5,
-                    i + 0.4,
-                    "n/a" if not np.isfinite(r) else f"{r:.2f}",
+                    i + (0.3 if seeded else 0.4),
+                    "n/a" if not np.isfinite(r) else f"{r:.2f}" + ("" if stable else "\u2020"),
                     ha="center",
                     va="center",
                     fontsize=9,
                     color=colours[category(r, p)],
                 )
+                if seeded and np.isfinite(lo):
+                    ax.text(
+                        j + 0.5, i + 0.6, f"{lo:.2f} .. {hi:.2f}", ha="center", va="center", fontsize=6, color="#555555"
+                    )
             if (*col, m) in theirs:
                 pr, pp = theirs[(*col, m)]
                 ax.text(
                     j + 0.5,
-                    i + 0.8,
+                    i + (0.87 if seeded else 0.8),
                     f"paper {pr:.2f}",
                     ha="center",
                     va="center",
@@ -151,16 +216,21 @@ def render_pearson_table(
                     color=colours[category(pr, pp)],
                 )
     ax.axhline(-0.1, color="black", lw=0.6)
+    if seeded:
+        seeds = int(long["seeds"].max())
+        title += f"\n{seeds} training seeds: Fisher-z mean r, the seeds' range beneath; \u2020 the seeds disagree on the sign"
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title.strip(), fontsize=9)
     fig.tight_layout()
     return fig
 
 
 def compare_with_paper(ours: pd.DataFrame, paper: pd.DataFrame, group_col: str = "method") -> pd.DataFrame:
     """Cells present in both tables side by side, with agreement of sign, of significance and of the
-    paper's colour (sign + significance). `paper` is `benthic.monitoring.paper_tables.paper_long(...)`."""
-    left = ours.rename(columns={group_col: "group"})[["group", "dataset", "metric", "init", "r", "p", "n"]]
+    paper's colour (sign + significance). `paper` is `benthic.monitoring.paper_tables.paper_long(...)`; a
+    `sign_stable` column of ours (`seed_pearson_table`) comes along."""
+    keep = ["group", "dataset", "metric", "init", "r", "p", "n", *(["sign_stable"] if "sign_stable" in ours else [])]
+    left = ours.rename(columns={group_col: "group"})[keep]
     right = paper[["group", "dataset", "metric", "init", "r", "p_derived", "n"]]
     merged = left.merge(right, on=["group", "dataset", "metric", "init"], suffixes=("_ours", "_paper"))
     merged["sign_agree"] = np.sign(merged.r_ours) == np.sign(merged.r_paper)
@@ -174,8 +244,11 @@ def compare_with_paper(ours: pd.DataFrame, paper: pd.DataFrame, group_col: str =
     return merged.rename(columns={group_col: "group"})
 
 
-def agreement_counts(comparison: pd.DataFrame) -> dict:
-    """How many compared cells agree in sign, significance and colour, out of how many."""
+def agreement_counts(comparison: pd.DataFrame, stable_only: bool = False) -> dict:
+    """How many compared cells agree in sign, significance and colour, out of how many; `stable_only`: over the
+    cells whose sign every training seed shares (`seed_pearson_table`'s `sign_stable`)."""
+    if stable_only:
+        comparison = comparison[comparison["sign_stable"].astype(bool)]
     return {
         "cells": int(len(comparison)),
         "sign": int(comparison.sign_agree.sum()),
