@@ -385,3 +385,25 @@ def test_one_seed_gives_pearson_table_and_counts_can_keep_stable_cells_only():
     wide = tables.wide_pearson(both)
     cells = wide.drop(columns=["metric", "label-free"]).iloc[0].tolist()
     assert sum(c.endswith("†") for c in cells) == 2 and all("[" in c for c in cells)
+
+
+def test_runs_evaluated_in_two_processes_match_one_process(tmp_path, monkeypatch):
+    """monitor_ssl_runs at the smoke scale (one method, seeds 0 and 1): the same table and spectra whether the
+    trained runs are evaluated here (one thread, like each worker) or by two single-threaded worker processes."""
+    import shutil
+
+    from benthic.monitoring import runs
+
+    monkeypatch.setenv("BENTHIC_RUNS", str(tmp_path / "runs"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one, one_spectra, note = runs.monitor_ssl_runs("smoke", ["simclr"], eval_workers=1, device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+    shutil.rmtree(tmp_path / "runs" / "smoke" / runs.RESULTS_SUBDIR)  # evaluate again, not from the cache
+    two, two_spectra, _ = runs.monitor_ssl_runs("smoke", ["simclr"], eval_workers=2, device="cpu")
+    assert sorted(one["seed"].unique()) == [0, 1] and "training seeds 0, 1" in note
+    numeric = one.select_dtypes("number").columns.drop("seconds")  # all but the timing
+    np.testing.assert_allclose(two[numeric].to_numpy(float), one[numeric].to_numpy(float), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(two_spectra["singular_value"], one_spectra["singular_value"], rtol=1e-5)

@@ -4,6 +4,7 @@ scale, and keep the results files."""
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,19 +21,23 @@ from benthic.scales import Registry, Settings
 @dataclass(frozen=True)
 class SSLRunScale(Settings):
     """Table I's evaluation at one scale: test images per milestone (None = the whole test split), the
-    probe ('fast' on cached features, 'paper' the paper's protocol), how many methods (None = all), and the
-    training seeds of each method (Table I's cells are their Fisher-z mean; the figures use the first)."""
+    probe ('fast' on cached features, 'paper' the paper's protocol), how many methods (None = all), the
+    training seeds of each method (Table I's cells are their Fisher-z mean; the figures use the first), and the
+    single-threaded processes that evaluate runs side by side on a CPU (seeded UMAP uses one core)."""
 
     n_test: int | None
     probe: str
     max_methods: int | None = None
     seeds: tuple[int, ...] = (0,)
+    eval_workers: int = 1
 
     def validate(self) -> None:
         _check_counts(n_test=self.n_test, max_methods=self.max_methods)
         _check_probe(self.probe)
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct and at least one, got {self.seeds}")
+        if self.eval_workers < 1:
+            raise ValueError(f"eval_workers must be >= 1, got {self.eval_workers}")
 
 
 @dataclass(frozen=True)
@@ -65,8 +70,8 @@ def _check_probe(probe: str) -> None:
 # path runs in the tests); quick trains three seeds per method, because CPU training differs across processors
 # and one seed's Table I moves by more than its cells' significance (a fresh clone elsewhere flipped 7 of 42 signs)
 SSL_RUNS: Registry[SSLRunScale] = Registry("monitoring (SSL runs)", SSLRunScale)
-SSL_RUNS.register("smoke", SSLRunScale(n_test=150, probe="fast", max_methods=1, seeds=(0, 1)))
-SSL_RUNS.register("quick", SSLRunScale(n_test=2000, probe="fast", seeds=(0, 1, 2)))
+SSL_RUNS.register("smoke", SSLRunScale(n_test=150, probe="fast", max_methods=1, seeds=(0, 1), eval_workers=2))
+SSL_RUNS.register("quick", SSLRunScale(n_test=2000, probe="fast", seeds=(0, 1, 2), eval_workers=2))
 SSL_RUNS.register("gpu", SSLRunScale(n_test=None, probe="fast"))
 SSL_RUNS.register("paper", SSLRunScale(n_test=None, probe="paper"))
 # CPU inference at 224-260 px is slow: the quick scale embeds a few hundred images
@@ -129,12 +134,19 @@ def load_results(dataset: str, kind: str = "ssl") -> tuple[pd.DataFrame, pd.Data
 
 
 def monitor_ssl_runs(
-    scale: str, methods: list[str], dataset: str = "cifar10", device=None, use_committed: bool = True
+    scale: str,
+    methods: list[str],
+    dataset: str = "cifar10",
+    device=None,
+    use_committed: bool = True,
+    eval_workers: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """Table I data for one dataset: every milestone of every method and training seed of the scale
     (`SSLRunScale.seeds`) evaluated (metrics + LP + kNN), with a `seed` column; each seed trains its milestones if
     they are not on disk. Paper scale reads committed results/monitoring files when present (else trains and
-    evaluates, and writes them). Returns (table, spectra, a sentence saying where the numbers come from)."""
+    evaluates, and writes them). Every run is trained first; on a CPU the runs are then evaluated by
+    `eval_workers` processes side by side (default the scale's). Returns (table, spectra, a sentence saying where
+    the numbers come from)."""
     from benthic.data.cifar import load_cifar
     from benthic.paths import runs_dir
     from benthic.ssl import get_config, train_milestones
@@ -152,33 +164,66 @@ def monitor_ssl_runs(
     config = MonitorConfig(probe=settings.probe)
     test_x, test_y = load_cifar(dataset, "test")
     test_x, test_y = take_stratified(test_x, test_y, settings.n_test, 0)
-    tables, spectra = [], []
+    jobs = []
     for method, seed in ((m, s) for m in methods for s in settings.seeds):
         ssl_config = get_config(scale, method, dataset=dataset, device=device, seed=seed)
         paths = train_milestones(ssl_config)
         train_x, train_y = load_cifar(dataset, "train")
         train_x, train_y = take_stratified(train_x, train_y, ssl_config.train_subset, ssl_config.seed)
-        t, s = evaluate_run(
-            paths,
-            test_x,
-            test_y,
-            int(test_y.max()) + 1,
-            lp=True,
-            knn=True,
-            train_images=train_x,
-            train_labels=train_y,
-            config=config,
-            device=device,
-            meta={"method": method, "dataset": dataset, "seed": seed},
-            cache_dir=runs_dir(scale) / RESULTS_SUBDIR,
-        )
-        tables.append(t)
-        spectra.append(s)
+        jobs.append((paths, train_x, train_y, {"method": method, "dataset": dataset, "seed": seed}))
+    options = {
+        "lp": True,
+        "knn": True,
+        "config": config,
+        "device": device,
+        "cache_dir": runs_dir(scale) / RESULTS_SUBDIR,
+    }
+    workers = settings.eval_workers if eval_workers is None else eval_workers
+    on_cpu = (device is None and not _accelerator()) or str(device) == "cpu"
+    results = _evaluate_runs(jobs, test_x, test_y, options, workers if on_cpu else 1, runs_dir(scale) / "numba_cache")
+    tables, spectra = [t for t, _ in results], [s for _, s in results]
     table, spectra_df = pd.concat(tables, ignore_index=True), pd.concat(spectra, ignore_index=True)
     if scale == "paper":
         save_results(table, spectra_df, dataset)
     seeds = ", ".join(map(str, settings.seeds))
     return table, spectra_df, f"computed now at scale {scale!r} on {len(test_x)} test images, training seeds {seeds}"
+
+
+def _accelerator() -> bool:
+    """True when benthic's default device is not the CPU."""
+    from benthic.seed import default_device
+
+    return str(default_device()) != "cpu"
+
+
+def _evaluate_one(paths, test_x, test_y, train_x, train_y, meta, options) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`evaluate_run` of one trained run on the test images (a worker process's job)."""
+    n_classes = int(test_y.max()) + 1
+    return evaluate_run(
+        paths, test_x, test_y, n_classes, train_images=train_x, train_labels=train_y, meta=meta, **options
+    )
+
+
+def _evaluate_runs(
+    jobs: list, test_x, test_y, options: dict, workers: int, numba_cache: Path
+) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Every job's (table, spectra), in order: in this process, or in `workers` single-threaded spawned processes
+    side by side (seeded UMAP is single-threaded, so one process leaves a core idle) sharing numba's cache."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [_evaluate_one(p, test_x, test_y, x, y, meta, options) for p, x, y, meta in jobs]
+    from benthic.monitoring.gpu_workers import start_pool
+
+    keep = dict(os.environ)
+    pool = start_pool(min(workers, len(jobs)), numba_cache, nice=0)
+    try:
+        futures = [pool.submit(_evaluate_one, p, test_x, test_y, x, y, meta, options) for p, x, y, meta in jobs]
+        os.environ.clear()
+        os.environ.update(keep)  # the workers are started; this process keeps its own thread settings
+        return [f.result() for f in tqdm(futures, desc=f"runs evaluated ({workers} processes)")]
+    finally:
+        os.environ.clear()
+        os.environ.update(keep)
+        pool.shutdown()
 
 
 def imagenet_monitor_config(probe: str) -> MonitorConfig:
