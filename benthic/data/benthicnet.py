@@ -175,6 +175,11 @@ def group_labels(labelled: pd.DataFrame) -> pd.DataFrame:
 PARTITIONS = ("train", "test")
 
 
+def has_released_partition(df: pd.DataFrame) -> bool:
+    """True when `df` has a `partition` column with at least one non-blank value (BenthicNet's released split)."""
+    return "partition" in df.columns and not df["partition"].astype("string").fillna("").str.strip().eq("").all()
+
+
 def train_test_partition(df: pd.DataFrame, **spatial: Any) -> tuple[np.ndarray, str]:
     """Per row 'train' / 'test' (or 'unassigned' / 'excluded') and a sentence saying where it comes from:
     BenthicNet's released `partition` column wherever a row has one (rows without a value are 'unassigned');
@@ -182,11 +187,10 @@ def train_test_partition(df: pd.DataFrame, **spatial: Any) -> tuple[np.ndarray, 
     from benthic.data.subsample import spatial_partition
     from benthic.errors import UserError
 
-    given = df["partition"].astype("string").str.strip().str.lower() if "partition" in df.columns else None
-    if given is None or given.fillna("").eq("").all():
+    if not has_released_partition(df):
         out = spatial_partition(df, **spatial)
         return out, "no released `partition` column: spatial partition (benthic.data.subsample.spatial_partition)"
-    values = given.fillna("")
+    values = df["partition"].astype("string").str.strip().str.lower().fillna("")
     bad = ~values.isin([*PARTITIONS, ""])
     if bad.any():
         k = int(np.flatnonzero(bad.to_numpy())[0])

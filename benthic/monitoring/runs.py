@@ -149,6 +149,7 @@ def monitor_ssl_runs(
     the numbers come from)."""
     from benthic.data.cifar import load_cifar
     from benthic.paths import runs_dir
+    from benthic.seed import default_device
     from benthic.ssl import get_config, train_milestones
 
     if scale == "paper" and use_committed:
@@ -164,12 +165,12 @@ def monitor_ssl_runs(
     config = MonitorConfig(probe=settings.probe)
     test_x, test_y = load_cifar(dataset, "test")
     test_x, test_y = take_stratified(test_x, test_y, settings.n_test, 0)
+    all_train_x, all_train_y = load_cifar(dataset, "train")
     jobs = []
     for method, seed in ((m, s) for m in methods for s in settings.seeds):
         ssl_config = get_config(scale, method, dataset=dataset, device=device, seed=seed)
         paths = train_milestones(ssl_config)
-        train_x, train_y = load_cifar(dataset, "train")
-        train_x, train_y = take_stratified(train_x, train_y, ssl_config.train_subset, ssl_config.seed)
+        train_x, train_y = take_stratified(all_train_x, all_train_y, ssl_config.train_subset, ssl_config.seed)
         jobs.append((paths, train_x, train_y, {"method": method, "dataset": dataset, "seed": seed}))
     options = {
         "lp": True,
@@ -179,7 +180,7 @@ def monitor_ssl_runs(
         "cache_dir": runs_dir(scale) / RESULTS_SUBDIR,
     }
     workers = settings.eval_workers if eval_workers is None else eval_workers
-    on_cpu = (device is None and not _accelerator()) or str(device) == "cpu"
+    on_cpu = str(device or default_device()) == "cpu"
     results = _evaluate_runs(jobs, test_x, test_y, options, workers if on_cpu else 1, runs_dir(scale) / "numba_cache")
     tables, spectra = [t for t, _ in results], [s for _, s in results]
     table, spectra_df = pd.concat(tables, ignore_index=True), pd.concat(spectra, ignore_index=True)
@@ -187,13 +188,6 @@ def monitor_ssl_runs(
         save_results(table, spectra_df, dataset)
     seeds = ", ".join(map(str, settings.seeds))
     return table, spectra_df, f"computed now at scale {scale!r} on {len(test_x)} test images, training seeds {seeds}"
-
-
-def _accelerator() -> bool:
-    """True when benthic's default device is not the CPU."""
-    from benthic.seed import default_device
-
-    return str(default_device()) != "cpu"
 
 
 def _evaluate_one(paths, test_x, test_y, train_x, train_y, meta, options) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -217,12 +211,10 @@ def _evaluate_runs(
     pool = start_pool(min(workers, len(jobs)), numba_cache, nice=0)
     try:
         futures = [pool.submit(_evaluate_one, p, test_x, test_y, x, y, meta, options) for p, x, y, meta in jobs]
-        os.environ.clear()
-        os.environ.update(keep)  # the workers are started; this process keeps its own thread settings
         return [f.result() for f in tqdm(futures, desc=f"runs evaluated ({workers} processes)")]
     finally:
         os.environ.clear()
-        os.environ.update(keep)
+        os.environ.update(keep)  # start_pool set the workers' thread variables here; this process keeps its own
         pool.shutdown()
 
 

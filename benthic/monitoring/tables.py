@@ -106,6 +106,11 @@ def seed_pearson_table(
     return pd.DataFrame(rows)
 
 
+def _seeded(long: pd.DataFrame) -> bool:
+    """True for a `seed_pearson_table` over more than one seed (its cells carry a range and a sign check)."""
+    return "r_min" in long and long["seeds"].max() > 1
+
+
 def category(r: float, p: float) -> str:
     """The paper's colour of a cell: 'positive' (black), 'negative' (red), 'n.s.' (grey, p >= 0.05)."""
     if not np.isfinite(r) or not np.isfinite(p) or p >= SIGNIFICANCE:
@@ -118,7 +123,7 @@ def wide_pearson(long: pd.DataFrame, group_cols: tuple[str, ...] = ("method", "d
     'r' when significant, '(r)' when not (grey in the figure), 'n/a' when undefined (see notes). From
     `seed_pearson_table` with several seeds: the seeds' range follows in brackets, and a dagger marks a cell whose
     sign the seeds do not share."""
-    seeded = "r_min" in long and long["seeds"].max() > 1
+    seeded = _seeded(long)
 
     def cell(row):
         if not np.isfinite(row.r):
@@ -131,9 +136,9 @@ def wide_pearson(long: pd.DataFrame, group_cols: tuple[str, ...] = ("method", "d
     long = long.assign(column=long[list(group_cols) + ["init"]].astype(str).agg(" ".join, axis=1))
     long = long.assign(cell=[cell(row) for row in long.itertuples(index=False)])
     out = long.pivot_table(index="metric", columns="column", values="cell", aggfunc="first", sort=False)
-    table = out.reindex(index=list(dict.fromkeys(long.metric)), columns=list(dict.fromkeys(long.column)))
-    table = table.reset_index(drop=True).rename_axis(columns=None).fillna("n/a")
     metrics_order = list(dict.fromkeys(long.metric))
+    table = out.reindex(index=metrics_order, columns=list(dict.fromkeys(long.column)))
+    table = table.reset_index(drop=True).rename_axis(columns=None).fillna("n/a")
     table.insert(0, "metric", [METRIC_LABELS.get(m, m) for m in metrics_order])
     table.insert(1, "label-free", ["no" if m in LABEL_BASED else "yes" for m in metrics_order])
     return table
@@ -156,7 +161,7 @@ def render_pearson_table(
         paper = paper.rename(columns={"group": group_cols[0], "p_derived": "p"})
     columns = list(dict.fromkeys(long[list(group_cols) + ["init"]].itertuples(index=False, name=None)))
     metric_order = list(dict.fromkeys(long.metric))
-    seeded = "r_min" in long and long["seeds"].max() > 1
+    seeded = _seeded(long)
     fig, ax = plt.subplots(figsize=(2.2 + 0.85 * len(columns), 0.9 + (0.65 if seeded else 0.5) * len(metric_order)))
     ax.set_xlim(-2.8, len(columns))
     ax.set_ylim(len(metric_order), -1.6)

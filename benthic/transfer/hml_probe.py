@@ -226,8 +226,8 @@ def released_partition(rows: pd.DataFrame) -> tuple[np.ndarray | None, str]:
     """BenthicNet's released `partition` of `load_benthicnet_hml`'s rows (per row 'train', 'test', ...) and where
     the split comes from: None, with the fallback named, when the CSV has no such column or it is empty (then
     the notebooks split by site at random per seed, as for the reef photos)."""
-    from benthic.data.benthicnet import train_test_partition
+    from benthic.data.benthicnet import has_released_partition, train_test_partition
 
-    if "partition" not in rows.columns or rows["partition"].astype("string").fillna("").str.strip().eq("").all():
+    if not has_released_partition(rows):
         return None, "no released `partition` column: sites split at random per seed (split_by_photo)"
     return train_test_partition(rows)
