@@ -15,8 +15,9 @@ Choices where the paper is vague (also stated in notebook 02):
 - Entropy: natural log (nats). Bins of width `bin_width * std_i` per dimension, anchored at the
   minimum of each dimension; probabilities = counts / N. A dimension with zero spread is one bin.
 - RankMe: no centring (Garrido et al. 2023). alpha-ReQ and `singular_values`: centred embeddings.
-- Silhouettes: `silhouettes` scores S1 and S_GT from one pass over the pairwise distances (float64,
-  torch), equal to scikit-learn's silhouette_score and about twice as fast as two calls of it.
+- Silhouettes: `silhouettes` scores S1 and S_GT from one pass over the pairwise distances (float32 on
+  centred rows, torch), equal to scikit-learn's silhouette_score within 1e-5 and about four times as fast as
+  two calls of it. Two identical rows get a distance of float32 noise (about 5e-4 of their centred norm), not 0.
 
 Degenerate input raises ValueError with the reason (non-finite rows, fewer samples than k or than
 UMAP's neighbours, a single label for a silhouette, constant embeddings for UMAP); the monitoring
@@ -186,7 +187,7 @@ def ami(labels_a: np.ndarray, labels_b: np.ndarray) -> float:
 def silhouette(
     z: np.ndarray, labels: np.ndarray, sample_size: int | None = EXACT_SILHOUETTE_MAX, seed: int = 0
 ) -> float:
-    """Mean silhouette (Euclidean) of `labels` as clusters of `z`, equal to scikit-learn's silhouette_score.
+    """Mean silhouette (Euclidean) of `labels` as clusters of `z`: scikit-learn's silhouette_score within 1e-5.
     Above `sample_size` rows, the seeded random sample scikit-learn's `sample_size` draws is used; None = exact."""
     return silhouettes(z, [labels], sample_size, seed)[0]
 
@@ -195,8 +196,8 @@ def silhouettes(
     z: np.ndarray, labelings: list[np.ndarray], sample_size: int | None = EXACT_SILHOUETTE_MAX, seed: int = 0
 ) -> list[float]:
     """Mean silhouettes of several labelings of the same `z` (S1 and S_GT of a milestone) from one pass over
-    the pairwise Euclidean distances (torch, in row chunks), instead of one scikit-learn call each; same
-    sample and values as scikit-learn's silhouette_score (singletons score 0)."""
+    the pairwise Euclidean distances (torch, in row chunks), instead of one scikit-learn call each; the
+    sample scikit-learn's silhouette_score draws and its values within 1e-5 (float32 distances; singletons score 0)."""
     import torch
 
     z = check_embeddings(z)
@@ -211,17 +212,23 @@ def silhouettes(
         if not 2 <= len(codes) <= len(z) - 1:
             where = f"the silhouette sample of {size} rows" if size is not None else "silhouette"
             raise ValueError(f"{where} needs 2 to n_samples - 1 = {len(z) - 1} distinct labels, got {len(codes)}")
-        onehots.append(torch.nn.functional.one_hot(torch.from_numpy(inverse), len(codes)).double())
-    x = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float64))  # float64: no cancellation on near-duplicates
+        onehots.append(torch.nn.functional.one_hot(torch.from_numpy(inverse), len(codes)).float())
+    # float32 distances of the centred rows (centring in float64 first keeps the norms, and so the cancellation
+    # in |q|^2 + |x|^2 - 2 q.x, small): half the time of float64, within 1e-5 of scikit-learn's mean silhouette
+    centred = np.asarray(z, dtype=np.float64) - np.asarray(z, dtype=np.float64).mean(axis=0)
+    x = torch.from_numpy(np.ascontiguousarray(centred, dtype=np.float32))
     sq = (x * x).sum(1)
     sums = [torch.zeros(len(x), oh.shape[1], dtype=torch.float64) for oh in onehots]
+    rows = torch.arange(1024)
     for start in range(0, len(x), 1024):
         q = x[start : start + 1024]
-        d = (sq[start : start + 1024, None] - 2 * q @ x.T + sq[None, :]).clamp_min_(0).sqrt_()
+        d = torch.addmm(sq[None, :], q, x.T, alpha=-2).add_(sq[start : start + 1024, None]).clamp_min_(0).sqrt_()
+        d[rows[: len(q)], rows[: len(q)] + start] = 0.0  # a point's distance to itself, exactly (not float32 noise)
         for total, oh in zip(sums, onehots):
             total[start : start + 1024] = d @ oh
     out = []
     for total, oh in zip(sums, onehots):
+        oh = oh.double()
         sizes = oh.sum(0)
         own = oh > 0
         n_own = oh @ sizes

@@ -212,16 +212,17 @@ def test_umap_3d_degenerate_input():
 
 def test_silhouettes_of_several_labelings_equal_sklearn_one_by_one():
     rng = np.random.default_rng(4)
-    z = np.repeat(rng.standard_normal((120, 16)), 2, axis=0)  # exact duplicates: no cancellation error
+    # exact duplicates: their float32 distance is cancellation noise (about 5e-4 of the centred norm), not 0
+    z = np.repeat(rng.standard_normal((120, 16)), 2, axis=0)
     y, c = np.arange(240) % 5, rng.integers(0, 9, 240)
     c[0] = 99  # a singleton cluster scores 0, as in scikit-learn
     both = M.silhouettes(z, [y, c], sample_size=None)
-    assert both == pytest.approx([silhouette_score(z, y), silhouette_score(z, c)], rel=1e-7)
+    assert both == pytest.approx([silhouette_score(z, y), silhouette_score(z, c)], abs=1e-5)
     sampled = M.silhouettes(z, [y, c], sample_size=100, seed=2)
     assert sampled == pytest.approx(
         [
             silhouette_score(z, y, sample_size=100, random_state=2),
             silhouette_score(z, c, sample_size=100, random_state=2),
         ],
-        rel=1e-7,
+        abs=1e-5,
     )
