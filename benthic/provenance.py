@@ -16,24 +16,35 @@ def provenance(command: str | None = None) -> dict:
     count (CPU results are bit-reproducible only at the same thread count), for results files."""
     import torch
 
-    commit = "unknown"  # installed (no checkout): ROOT is then $BENTHIC_HOME or the cwd, not this code's repository
-    if IN_CHECKOUT:
-        try:
-            commit = subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-            ).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            commit = "unknown"
-    device = (
-        torch.cuda.get_device_name(0)
-        if torch.cuda.is_available()
-        else f"CPU {platform.processor() or platform.machine()} x{os.cpu_count()}"
-    )
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else cpu_name()
     return {
         "command": command or " ".join(sys.argv),
-        "commit": commit,
+        "commit": git_commit(),
         "device": device,
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": now(),
     }
+
+
+def git_commit() -> str:
+    """The checkout's HEAD commit, or 'unknown' when installed (ROOT is then $BENTHIC_HOME or the cwd, not this
+    code's repository) or git is missing."""
+    if not IN_CHECKOUT:
+        return "unknown"
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cpu_name() -> str:
+    """The CPU as results files name it: 'CPU <processor> x<cores>'."""
+    return f"CPU {platform.processor() or platform.machine()} x{os.cpu_count()}"
+
+
+def now() -> str:
+    """The UTC time to the second, ISO 8601."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

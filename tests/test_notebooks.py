@@ -54,3 +54,24 @@ def test_side_by_side_runner_respects_dependencies_and_stops_after_a_failure():
 
     failed = notebooks.run_side_by_side(books, 2, fail_01)
     assert [b.name for b in failed] == ["01_x.ipynb"] and "02" not in started
+
+
+def test_run_times_keep_other_notebooks_rows_and_the_whole_run(tmp_path):
+    """A run of some notebooks replaces their rows only; a run of all adds the "all" row; each row says when,
+    at which commit and on which machine."""
+    import pandas as pd
+
+    path = tmp_path / notebooks.TIMES_FILE
+    notebooks.record_times(path, {"00_a.ipynb": 10.04, "01_b.ipynb": 20.0}, 31.0, jobs=1)
+    notebooks.record_times(path, {"01_b.ipynb": 5.0}, None, jobs=2)
+    df = pd.read_csv(path)
+    assert df.notebook.tolist() == ["00_a.ipynb", "01_b.ipynb", "all"]
+    assert df.seconds.tolist() == [10.0, 5.0, 31.0] and df.jobs.tolist() == [1, 2, 1]
+    assert {"commit", "date", "machine"} <= set(df.columns) and df.machine.str.startswith("CPU").all()
+
+
+def test_side_by_side_runner_reports_each_notebooks_seconds():
+    books = [notebooks.NOTEBOOK_DIR / f"{n}_x.ipynb" for n in ("00", "01")]
+    seconds: dict[str, float] = {}
+    assert notebooks.run_side_by_side(books, 2, lambda book: _Done(0), seconds) == []
+    assert set(seconds) == {"00_x.ipynb", "01_x.ipynb"} and all(s >= 0 for s in seconds.values())

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benthic.paths import ROOT
+from benthic.paths import ROOT, output_dir
 from benthic.scales import SCALES, check_scale
 
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -18,6 +18,7 @@ KERNEL_NAME = "benthic"
 # notebooks that reuse what another one writes (milestones, cached features) start after it when run side by side;
 # each still runs alone (it computes what is missing), so this only avoids doing the same work twice at once
 AFTER = {"02": ("01",), "05": ("04",), "06": ("04",), "07": ("04",)}
+TIMES_FILE = "run_times.csv"  # each notebook's wall seconds of its last run, in the scale's figures folder
 
 
 def numbered_notebooks(only: list[str] | None = None) -> list[Path]:
@@ -77,9 +78,12 @@ def _number(book: Path) -> str:
     return book.name[:2]
 
 
-def run_side_by_side(books: list[Path], jobs: int, start: Callable[[Path], subprocess.Popen]) -> list[Path]:
+def run_side_by_side(
+    books: list[Path], jobs: int, start: Callable[[Path], subprocess.Popen], seconds: dict[str, float] | None = None
+) -> list[Path]:
     """Run `books` with at most `jobs` at once, each started after the notebooks it depends on (AFTER, among
-    those selected) have finished; stop starting new ones after a failure. Returns the failed notebooks."""
+    those selected) have finished; stop starting new ones after a failure. Returns the failed notebooks; each
+    successful notebook's wall seconds go into `seconds` by name."""
     selected = {_number(b) for b in books}
     pending, running, finished, failed = list(books), {}, set(), []
     while pending or running:
@@ -87,23 +91,48 @@ def run_side_by_side(books: list[Path], jobs: int, start: Callable[[Path], subpr
             deps = set(AFTER.get(_number(book), ())) & selected
             if len(running) < jobs and not failed and deps <= finished:
                 pending.remove(book)
-                running[book] = start(book)
-        for book, proc in list(running.items()):
+                running[book] = (start(book), time.perf_counter())
+        for book, (proc, began) in list(running.items()):
             if proc.poll() is not None:
                 del running[book]
                 finished.add(_number(book))
                 if proc.returncode != 0:
                     failed.append(book)
+                elif seconds is not None:
+                    seconds[book.name] = time.perf_counter() - began
         if failed and not running:
             break
         time.sleep(0.2)
     return failed
 
 
+def record_times(path: Path, seconds: dict[str, float], total: float | None, jobs: int) -> Path:
+    """Keep each notebook's wall seconds of this run in `path` (CSV: notebook, seconds, jobs, commit, date,
+    machine), replacing the rows of the notebooks run now and keeping the others; with `total` (every notebook
+    ran) a row "all" holds the whole run. The figures' folder holds it, so the times travel with the figures."""
+    import pandas as pd
+
+    from benthic import io
+    from benthic.provenance import cpu_name, git_commit, now
+
+    stamp = {"jobs": jobs, "commit": git_commit(), "date": now(), "machine": cpu_name()}
+    rows = [{"notebook": name, "seconds": round(sec, 1), **stamp} for name, sec in seconds.items()]
+    if total is not None:
+        rows.append({"notebook": "all", "seconds": round(total, 1), **stamp})
+    new = pd.DataFrame(rows)
+    if path.exists():
+        old = pd.read_csv(path)
+        new = pd.concat([old[~old.notebook.isin(new.notebook)], new], ignore_index=True)
+    new = new.sort_values("notebook", key=lambda s: s.replace("all", "~"), ignore_index=True)
+    with io.atomic_path(path) as tmp:
+        new.to_csv(tmp, index=False)
+    return path
+
+
 def _child(book: Path, args: argparse.Namespace, threads: int) -> subprocess.Popen:
     """One notebook in its own runner process, its math libraries held to `threads` threads."""
     cmd = [sys.executable, "-m", "benthic.cli.notebooks", "--scale", args.scale, "--only", book.stem, "--jobs", "1"]
-    cmd += ["--kernel", args.kernel, "--no-progress"] + (["--out", args.out] if args.out else [])
+    cmd += ["--kernel", args.kernel, "--no-progress", "--no-record-times"] + (["--out", args.out] if args.out else [])
     for name, value in args.parameter:
         cmd += ["-p", name, value]
     threads_env = {k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
@@ -138,6 +167,12 @@ def main(argv: list[str] | None = None) -> int:
         help="notebooks run side by side, the CPU's threads shared among them (default 1: one after another)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
+    parser.add_argument(
+        "--no-record-times",
+        dest="record_times",
+        action="store_false",
+        help=f"do not write the notebooks' wall seconds to figures/<scale>/{TIMES_FILE}",
+    )
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
@@ -149,14 +184,22 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     print(f"benthic: {len(books)} notebook(s) at scale {scale!r}; executed copies in {out_dir}", flush=True)
     total = time.perf_counter()
+    seconds: dict[str, float] = {}
+    every = not args.only
+    times_file = output_dir(scale) / TIMES_FILE
     if args.jobs > 1 and len(books) > 1:
         threads = max(1, (os.cpu_count() or 2) // args.jobs)
         print(f"benthic: {args.jobs} notebooks at a time, {threads} thread(s) each", flush=True)
-        failed = run_side_by_side(books, args.jobs, lambda book: _child(book, args, threads))
+        failed = run_side_by_side(books, args.jobs, lambda book: _child(book, args, threads), seconds)
+        if args.record_times:
+            record_times(times_file, seconds, None if failed or not every else time.perf_counter() - total, args.jobs)
         if failed:
             print(f"FAILED: {', '.join(b.name for b in failed)} (see the messages above)", file=sys.stderr, flush=True)
             return 1
-        print(f"benthic: all {len(books)} notebook(s) done in {time.perf_counter() - total:.0f} s", flush=True)
+        print(
+            f"benthic: all {len(books)} notebook(s) done in {time.perf_counter() - total:.0f} s; times in {times_file}",
+            flush=True,
+        )
         return 0
     for i, book in enumerate(books, 1):
         print(f"[{i}/{len(books)}] {book.name} ...", flush=True)
@@ -170,8 +213,13 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
+            if args.record_times:
+                record_times(times_file, seconds, None, args.jobs)
             return 1
-        print(f"[{i}/{len(books)}] {book.name} done in {time.perf_counter() - start:.0f} s", flush=True)
+        seconds[book.name] = time.perf_counter() - start
+        print(f"[{i}/{len(books)}] {book.name} done in {seconds[book.name]:.0f} s", flush=True)
+    if args.record_times:
+        record_times(times_file, seconds, time.perf_counter() - total if every else None, args.jobs)
     print(
         f"benthic: all {len(books)} notebook(s) done in {time.perf_counter() - total:.0f} s; "
         f"figures and tables in figures/{scale}/",
