@@ -112,3 +112,13 @@ def test_underwater_stack_and_prepare():
     assert prepare(images(2, 16), cfg.mean, cfg.std, size=8).shape == (2, 3, 8, 8)
     with pytest.raises(ValueError, match="uint8"):
         prepare(np.zeros((2, 16, 16, 3), np.float32), cfg.mean, cfg.std)
+
+
+def test_the_16px_stack_is_simclrs_with_larger_crops_and_the_quick_scale_uses_it():
+    from dataclasses import replace
+
+    from benthic import ssl
+
+    assert STACKS["cifar_16px"] == replace(STACKS["simclr_cifar"], crop_scale=(0.2, 1.0))
+    assert ssl.get_config("quick", "simclr").augment == "cifar_16px"
+    assert ssl.get_config("paper", "simclr").augment == "simclr_cifar"

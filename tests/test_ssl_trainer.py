@@ -248,3 +248,18 @@ def test_benthicnet_preset_is_the_papers_recipe_and_other_methods_stay_selectabl
 
     assert view_config(cfg.augment).mean == BENTHICNET_MEAN and cfg.milestone_epochs()[-1] == cfg.epochs == 100
     assert ssl.get_config("benthicnet", "simclr", backbone="small_cnn").method == "simclr"
+
+
+def test_a_presets_own_learning_rate_applies_to_its_method_only():
+    """The quick preset gives SimSiam its own peak lr; the other methods keep theirs, an override still wins, and
+    a bad entry is refused when the preset is built."""
+    from benthic.ssl.config import QUICK_SIMSIAM_LR, SSLPreset
+
+    assert ssl.get_config("quick", "simsiam").lr == QUICK_SIMSIAM_LR
+    assert ssl.get_config("quick", "simclr").lr is None and ssl.get_config("paper", "simsiam").lr is None
+    assert ssl.get_config("quick", "simsiam", lr=0.06).lr == 0.06
+    assert ssl.get_config("quick", "simsiam").key() != ssl.get_config("quick", "simsiam", lr=0.06).key()
+    with pytest.raises(ValueError, match="positive"):
+        SSLPreset(ssl.SSLConfig(), method_lr=(("simsiam", 0.0),))
+    with pytest.raises(ValueError):
+        SSLPreset(ssl.SSLConfig(), method_lr=(("no-such-method", 0.1),))

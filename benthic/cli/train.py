@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--image-size", type=int, help="training resolution; collections are decoded at it")
     parser.add_argument("--train-subset", type=int, help="stratified subset size of the CIFAR train split")
-    parser.add_argument("--augment", help="simclr_cifar or underwater")
+    parser.add_argument("--augment", help="an augmentation stack: simclr_cifar, cifar_16px or underwater")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--precision", choices=("bf16", "fp32"))
     parser.add_argument("--no-channels-last", action="store_true")

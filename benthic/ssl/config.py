@@ -119,21 +119,38 @@ class SSLConfig:
 
 @dataclass(frozen=True)
 class SSLPreset:
-    """A scale's SSL settings for every method: `base` with the method set, and with the method's paper
-    epochs (from the method registry) when `paper_epochs`."""
+    """A scale's SSL settings for every method: `base` with the method set, with the method's paper epochs (from
+    the method registry) when `paper_epochs`, and with a learning rate of this preset's own for the methods in
+    `method_lr` ((method, lr) pairs: a downscaled run may need another rate than the paper's)."""
 
     base: SSLConfig
     paper_epochs: bool = False
+    method_lr: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self):
+        names = [method for method, _ in self.method_lr]
+        if len(set(names)) != len(names):
+            raise ValueError(f"method_lr names a method twice: {names}")
+        for method, lr in self.method_lr:
+            method_spec(method)
+            if not lr > 0:
+                raise ValueError(f"method_lr of {method} must be positive, got {lr}")
 
     def for_method(self, method: str) -> SSLConfig:
         """The SSLConfig of `method` at this preset."""
         spec = method_spec(method)
-        return replace(self.base, method=method, **({"epochs": spec.paper_epochs} if self.paper_epochs else {}))
+        changes = {"epochs": spec.paper_epochs} if self.paper_epochs else {}
+        if method in dict(self.method_lr):
+            changes["lr"] = dict(self.method_lr)[method]
+        return replace(self.base, method=method, **changes)
 
 
 PRESETS: Registry[SSLPreset] = Registry("ssl", SSLPreset)
 # quick: 2-core CPU budget (about a minute per method in notebook 01): small CNN on 16 px views of a
-# 5 000-image stratified CIFAR subset, 16 epochs; dense early milestones. See notebooks/01.
+# 5 000-image stratified CIFAR subset, 16 epochs; dense early milestones. See notebooks/01. SimSiam at its paper lr
+# 0.06 barely moves in these 300 steps (kNN +0.012, its backbone's effective rank falling from 51 to 29);
+# benchmarks/simsiam_quick.py measured peak lr 0.3 best of 0.06, 0.3 and 1.0 (docs/methods.md#ssl-training-choices).
+QUICK_SIMSIAM_LR = 0.3
 QUICK_MILESTONES = (0, 1, 2, 3, 4, 6, 9, 12, 16)
 PRESETS.register(
     "smoke",
@@ -161,8 +178,10 @@ PRESETS.register(
             head_width=512,
             image_size=16,
             train_subset=5_000,
+            augment="cifar_16px",
             scale="quick",
-        )
+        ),
+        method_lr=(("simsiam", QUICK_SIMSIAM_LR),),
     ),
 )
 # gpu: one short GPU window (benchmarks/gpu_run.sh): the paper scale's CIFAR ResNet-18, batch 512 and the
