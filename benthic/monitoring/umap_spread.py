@@ -121,7 +121,7 @@ def run_seed_spread(
     from benthic.paths import runs_dir
     from benthic.ssl import get_config, milestone_path, train_milestones
 
-    settings, config = SPREAD.get(scale), MonitorConfig()
+    settings, config = SPREAD.get(scale), SSL_RUNS.get(scale).monitor_config()
     configs = {m: get_config(scale, m, dataset=dataset, device=device) for m in methods}
     if not train:
         missing = [

@@ -1,0 +1,150 @@
+"""Does a shorter UMAP layout change Table I? The quick scale's milestones (training seed 0 of each method, trained
+here if missing) are evaluated under UMAP seeds 0, 1, 2 at umap-learn's default length (500 epochs up to 10 000
+rows) and at shorter ones; each Table I cell of the metrics that depend on UMAP (AMI(C1,C_GT), AMI(C1,C2), S1,
+H(Z3)) is then set against the yardstick the issue names: the range of r over UMAP seeds at the default length.
+
+    .venv/bin/python benchmarks/umap_epochs.py                    # 200 and 100 epochs against the default
+    .venv/bin/python benchmarks/umap_epochs.py --epochs 200 --seeds 0,1,2,3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import pandas as pd
+
+UMAP_METRICS = ("ami_c1_gt", "ami_c1_c2", "s1", "entropy")
+
+
+def _evaluate(z: np.ndarray, y: np.ndarray, seed: int, epochs: int | None) -> tuple[dict, float]:
+    """The milestone's metrics as the notebooks compute them, with this UMAP seed and length; and the wall seconds."""
+    from benthic.monitoring.config import MonitorConfig
+    from benthic.monitoring.milestones import evaluate_milestone
+
+    start = time.perf_counter()
+    row = evaluate_milestone(z, labels=y, config=MonitorConfig(umap_seed=seed, umap_epochs=epochs))
+    return {m: row[m] for m in UMAP_METRICS}, time.perf_counter() - start
+
+
+def milestone_embeddings(scale: str, methods: list[str]) -> tuple[dict, np.ndarray, pd.DataFrame]:
+    """{(method, epoch): test embeddings}, the test labels, and each milestone's probe accuracy (the cached
+    Table I evaluation of notebook 02, computed here when missing)."""
+    from benthic.data.cifar import load_cifar
+    from benthic.monitoring.config import MonitorConfig
+    from benthic.monitoring.milestones import evaluate_run
+    from benthic.monitoring.runs import RESULTS_SUBDIR, SSL_RUNS, take_stratified
+    from benthic.paths import runs_dir
+    from benthic.ssl import embed, get_config, load_encoder, milestone_epoch, train_milestones
+
+    settings = SSL_RUNS.get(scale)
+    test_x, test_y = take_stratified(*load_cifar("cifar10", "test"), settings.n_test, 0)
+    train_all = load_cifar("cifar10", "train")
+    embeddings, probes = {}, []
+    for method in methods:
+        config = get_config(scale, method, seed=0)
+        paths = train_milestones(config)
+        train_x, train_y = take_stratified(*train_all, config.train_subset, config.seed)
+        table, _ = evaluate_run(
+            paths,
+            test_x,
+            test_y,
+            10,
+            meta={"method": method, "dataset": "cifar10", "seed": 0},
+            cache_dir=runs_dir(scale) / RESULTS_SUBDIR,
+            lp=True,
+            knn=True,
+            train_images=train_x,
+            train_labels=train_y,
+            config=MonitorConfig(probe=settings.probe),
+        )
+        probes.append(table[["method", "epoch", "lp_acc"]])
+        for path in paths:
+            embeddings[method, milestone_epoch(path)] = embed(load_encoder(path), test_x, batch_size=256)
+    return embeddings, test_y, pd.concat(probes, ignore_index=True)
+
+
+def correlations(rows: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
+    """Pearson r of each UMAP metric with the probe accuracy, per method, UMAP length and seed, w/ and w/o init."""
+    from benthic.monitoring.tables import pearson_table
+
+    df = rows.merge(probes, on=["method", "epoch"]).assign(dataset="cifar10")
+    out = []
+    for (epochs, seed), g in df.groupby(["umap_epochs", "umap_seed"], sort=False):
+        t = pearson_table(g, UMAP_METRICS, "lp_acc")
+        out.append(t.assign(umap_epochs=epochs, umap_seed=seed))
+    return pd.concat(out, ignore_index=True)
+
+
+def compare(corr: pd.DataFrame, default: str = "default") -> pd.DataFrame:
+    """Per Table I cell: r at the default length over the UMAP seeds (min, max, mean) beside each shorter length's
+    mean r over the same seeds, and whether that mean lies within the default's seed range."""
+    keys = ["method", "metric", "init"]
+    base = corr[corr.umap_epochs == default].groupby(keys, sort=False)["r"].agg(["min", "max", "mean"])
+    base.columns = ["r_min_default", "r_max_default", "r_mean_default"]
+    frames = [base]
+    for epochs in [e for e in corr.umap_epochs.unique() if e != default]:
+        mean = corr[corr.umap_epochs == epochs].groupby(keys, sort=False)["r"].mean().rename(f"r_mean_{epochs}")
+        inside = (mean >= base["r_min_default"] - 1e-12) & (mean <= base["r_max_default"] + 1e-12)
+        frames += [mean, inside.rename(f"within_{epochs}")]
+    return pd.concat(frames, axis=1).reset_index()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", default="quick")
+    parser.add_argument("--methods", default="simsiam,simclr,mocov2")
+    parser.add_argument("--epochs", default="200,100", help="shorter UMAP lengths to compare with the default")
+    parser.add_argument("--seeds", default="0,1,2", help="UMAP seeds (the yardstick's range is over these)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (seeded UMAP: one core)")
+    args = parser.parse_args(argv)
+    from joblib import Parallel, delayed
+
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; scale {args.scale}", flush=True)
+    embeddings, labels, probes = milestone_embeddings(args.scale, args.methods.split(","))
+    lengths = [None, *(int(e) for e in args.epochs.split(","))]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    tasks = [(key, s, e) for key in embeddings for s in seeds for e in lengths]
+    n = len(next(iter(embeddings.values())))
+    print(
+        f"{len(embeddings)} milestones x {len(seeds)} UMAP seeds x {len(lengths)} lengths on {n} test images, "
+        f"{args.jobs} processes ...",
+        flush=True,
+    )
+    results = Parallel(n_jobs=args.jobs)(delayed(_evaluate)(embeddings[key], labels, s, e) for key, s, e in tasks)
+    rows = pd.DataFrame(
+        [
+            {
+                "method": m,
+                "epoch": ep,
+                "umap_seed": s,
+                "umap_epochs": "default" if e is None else str(e),
+                "seconds": sec,
+                **vals,
+            }
+            for ((m, ep), s, e), (vals, sec) in zip(tasks, results)
+        ]
+    )
+    print("\nseconds per milestone evaluation (median; UMAP dominates):")
+    print(rows.groupby("umap_epochs", sort=False)["seconds"].median().round(2).to_string())
+    table = compare(correlations(rows, probes))
+    pd.set_option("display.width", 200)
+    print(
+        f"\nTable I cells of the UMAP metrics: r over UMAP seeds {seeds} at the default length, and the seed-mean r "
+        "at each shorter length (within: inside the default's seed range)"
+    )
+    print(table.round(3).to_string(index=False))
+    for col in [c for c in table if c.startswith("within_")]:
+        ok = int(table[col].sum())
+        gap = (table[col.replace("within", "r_mean")] - table["r_mean_default"]).abs()
+        half = (table["r_max_default"] - table["r_min_default"]) / 2
+        print(
+            f"{col.removeprefix('within_')} epochs: {ok} of {len(table)} cells within the default's UMAP-seed range; "
+            f"median |mean r - default mean r| {gap.median():.3f} against a median half-range of {half.median():.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
