@@ -4,7 +4,8 @@ initialisation in notebook 01 (recorded in results/ssl/quick_cifar10_cpu.json), 
 on one 10 000 x 512 milestone (measured now; UMAP keeps its default length, since a shorter one moves Table I
 beyond UMAP's own seed spread: benchmarks/umap_epochs.py).
 
-    .venv/bin/python benchmarks/quick_goals.py            # measures the suite now (about a minute)
+    .venv/bin/python benchmarks/quick_goals.py            # the suite now and at the commit before issue 15 (2 min)
+    .venv/bin/python benchmarks/quick_goals.py --baseline HEAD~3   # against another commit
     .venv/bin/python benchmarks/quick_goals.py --no-suite # recorded figures only
 """
 
@@ -13,7 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +29,23 @@ AT_FILING = {
     "suite": "15.1 s seeded, idle (12.7 s of it UMAP's layout)",
 }
 GOALS = {"time": 600.0, "knn": 0.10, "suite": 5.0}
+BEFORE_ISSUE = "18f1af7"  # main when issue 15 was filed: the suite's baseline, timed in the same invocation
+# the suite's timing as a script: run by this interpreter in a checkout of another commit (its `benthic` first on
+# the path), on the embeddings of benchmarks/metrics_speed.py, after a warm-up that pays numba's compilation
+SUITE_SCRIPT = """
+import pathlib, sys, time
+sys.path.insert(0, sys.argv[1])
+import benthic
+assert pathlib.Path(benthic.__file__).resolve().is_relative_to(pathlib.Path.cwd().resolve()), benthic.__file__
+from metrics_speed import embeddings
+from benthic.monitoring.config import MonitorConfig
+from benthic.monitoring.milestones import evaluate_milestone
+for n in (1000, 10000):
+    z, y = embeddings(n, 512)
+    start = time.perf_counter()
+    evaluate_milestone(z, labels=y, config=MonitorConfig())
+print(time.perf_counter() - start)
+"""
 
 
 def notebook_times(path: Path) -> str:
@@ -53,22 +73,35 @@ def knn_gains(path: Path) -> tuple[dict[str, float], str]:
     return gains, f"commit {prov['commit'][:7]}, {prov['date']}"
 
 
-def suite_seconds(n: int = 10_000, dim: int = 512) -> float:
-    """Wall seconds of every label-free and label-based metric of one milestone (evaluate_milestone), warm."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from metrics_speed import embeddings, timed
-
-    from benthic.monitoring.config import MonitorConfig
-    from benthic.monitoring.milestones import evaluate_milestone
-
-    z, y = embeddings(n, dim)
-    _, sec = timed(evaluate_milestone, z, labels=y, config=MonitorConfig())
-    return sec
+def suite_seconds(commit: str | None = None) -> float:
+    """Wall seconds of every label-free and label-based metric of one 10 000 x 512 milestone (evaluate_milestone),
+    warm, by this checkout's code or, with `commit`, by that commit's in a temporary git worktree."""
+    with tempfile.TemporaryDirectory() as tmp:
+        code = ROOT
+        if commit:
+            code = Path(tmp) / "checkout"
+            subprocess.run(
+                ["git", "worktree", "add", "--detach", str(code), commit], cwd=ROOT, check=True, capture_output=True
+            )
+        try:
+            out = subprocess.run(
+                [sys.executable, "-c", SUITE_SCRIPT, str(ROOT / "benchmarks")],
+                cwd=code,
+                env={**os.environ, "PYTHONPATH": str(code)},
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+        finally:
+            if commit:
+                subprocess.run(["git", "worktree", "remove", "--force", str(code)], cwd=ROOT, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-suite", action="store_true", help="do not time the metric suite now")
+    parser.add_argument("--baseline", default=BEFORE_ISSUE, help="the commit whose suite is timed beside today's")
     args = parser.parse_args(argv)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n")
     print(f"1. ./run_all.sh at the quick scale, all notebooks after setup: goal <= {GOALS['time']:.0f} s")
@@ -83,8 +116,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"   when set:  {AT_FILING['suite']}")
     if args.no_suite:
         return
-    suite_seconds(n=1000)  # warm-up: numba compiles UMAP's functions on first use
-    print(f"   today:     {suite_seconds():.1f} s (load average {os.getloadavg()[0]:.1f} when measured)")
+    before = suite_seconds(args.baseline)
+    today = suite_seconds()
+    load = os.getloadavg()[0]
+    print(f"   now:       {before:.1f} s at commit {args.baseline}, {today:.1f} s today (load average {load:.1f})")
 
 
 if __name__ == "__main__":
