@@ -13,26 +13,8 @@ import argparse
 import os
 import time
 
-import numpy as np
 import pandas as pd
-
-
-def runs(scale: str, methods: list[str]) -> tuple[list, np.ndarray, np.ndarray]:
-    """Notebook 02's jobs for training seed 0 of each method (milestone paths, training subset, meta) and the
-    test images and labels of the scale."""
-    from benthic.data.cifar import load_cifar
-    from benthic.monitoring.runs import SSL_RUNS, take_stratified
-    from benthic.ssl import get_config, train_milestones
-
-    settings = SSL_RUNS.get(scale)
-    test_x, test_y = take_stratified(*load_cifar("cifar10", "test"), settings.n_test, 0)
-    train_all = load_cifar("cifar10", "train")
-    jobs = []
-    for method in methods:
-        config = get_config(scale, method, seed=0)
-        train_x, train_y = take_stratified(*train_all, config.train_subset, config.seed)
-        jobs.append((train_milestones(config), train_x, train_y, {"method": method, "dataset": "cifar10", "seed": 0}))
-    return jobs, test_x, test_y
+import torch
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,12 +23,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", default="simsiam,simclr,mocov2")
     parser.add_argument("--workers", default="1,2", help="process counts to time")
     args = parser.parse_args(argv)
-    from benthic.monitoring.runs import SSL_RUNS, _evaluate_runs
+    from benthic.data.cifar import load_cifar
+    from benthic.monitoring.runs import SSL_RUNS, _evaluate_runs, take_stratified, trained_runs
     from benthic.paths import runs_dir
 
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; scale {args.scale}", flush=True)
-    jobs, test_x, test_y = runs(args.scale, args.methods.split(","))
-    options = {"lp": True, "knn": True, "config": SSL_RUNS.get(args.scale).monitor_config(), "cache_dir": None}
+    settings = SSL_RUNS.get(args.scale)
+    test_x, test_y = take_stratified(*load_cifar("cifar10", "test"), settings.n_test, 0)
+    jobs = trained_runs(args.scale, args.methods.split(","), "cifar10", seeds=(0,))
+    options = {"lp": True, "knn": True, "config": settings.monitor_config(), "cache_dir": None}
     cache = runs_dir(args.scale) / "numba_cache"
     _evaluate_runs(jobs[:1], test_x[:300], test_y[:300], options, 1, cache)  # warm-up: numba compiles in this process
     n = sum(len(paths) for paths, *_ in jobs)
@@ -58,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         tables[workers] = pd.concat([t for t, _ in results], ignore_index=True)
         rows.append({"processes": workers, "seconds": round(seconds, 1), "per_milestone_s": round(seconds / n, 2)})
     print(
-        f"\n{len(jobs)} runs, {n} milestones, {len(test_x)} test images, torch threads {os.cpu_count()} in one process"
+        f"\n{len(jobs)} runs, {n} milestones, {len(test_x)} test images, torch threads {torch.get_num_threads()} in one process"
     )
     print(pd.DataFrame(rows).to_string(index=False))
     first, *others = tables.values()

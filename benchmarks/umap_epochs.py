@@ -33,36 +33,31 @@ def milestone_embeddings(scale: str, methods: list[str]) -> tuple[dict, np.ndarr
     """{(method, epoch): test embeddings}, the test labels, and each milestone's probe accuracy (the cached
     Table I evaluation of notebook 02, computed here when missing)."""
     from benthic.data.cifar import load_cifar
-    from benthic.monitoring.config import MonitorConfig
     from benthic.monitoring.milestones import evaluate_run
-    from benthic.monitoring.runs import RESULTS_SUBDIR, SSL_RUNS, take_stratified
+    from benthic.monitoring.runs import RESULTS_SUBDIR, SSL_RUNS, take_stratified, trained_runs
     from benthic.paths import runs_dir
-    from benthic.ssl import embed, get_config, load_encoder, milestone_epoch, train_milestones
+    from benthic.ssl import embed, load_encoder, milestone_epoch
 
     settings = SSL_RUNS.get(scale)
     test_x, test_y = take_stratified(*load_cifar("cifar10", "test"), settings.n_test, 0)
-    train_all = load_cifar("cifar10", "train")
     embeddings, probes = {}, []
-    for method in methods:
-        config = get_config(scale, method, seed=0)
-        paths = train_milestones(config)
-        train_x, train_y = take_stratified(*train_all, config.train_subset, config.seed)
+    for paths, train_x, train_y, meta in trained_runs(scale, methods, "cifar10", seeds=(0,)):
         table, _ = evaluate_run(
             paths,
             test_x,
             test_y,
             10,
-            meta={"method": method, "dataset": "cifar10", "seed": 0},
+            meta=meta,
             cache_dir=runs_dir(scale) / RESULTS_SUBDIR,
             lp=True,
             knn=True,
             train_images=train_x,
             train_labels=train_y,
-            config=MonitorConfig(probe=settings.probe),
+            config=settings.monitor_config(),
         )
         probes.append(table[["method", "epoch", "lp_acc"]])
         for path in paths:
-            embeddings[method, milestone_epoch(path)] = embed(load_encoder(path), test_x, batch_size=256)
+            embeddings[meta["method"], milestone_epoch(path)] = embed(load_encoder(path), test_x, batch_size=256)
     return embeddings, test_y, pd.concat(probes, ignore_index=True)
 
 

@@ -215,7 +215,8 @@ def silhouettes(
         onehots.append(torch.nn.functional.one_hot(torch.from_numpy(inverse), len(codes)).float())
     # float32 distances of the centred rows (centring in float64 first keeps the norms, and so the cancellation
     # in |q|^2 + |x|^2 - 2 q.x, small): half the time of float64, within 1e-5 of scikit-learn's mean silhouette
-    centred = np.asarray(z, dtype=np.float64) - np.asarray(z, dtype=np.float64).mean(axis=0)
+    z64 = np.asarray(z, dtype=np.float64)
+    centred = z64 - z64.mean(axis=0)
     x = torch.from_numpy(np.ascontiguousarray(centred, dtype=np.float32))
     sq = (x * x).sum(1)
     sums = [torch.zeros(len(x), oh.shape[1], dtype=torch.float64) for oh in onehots]

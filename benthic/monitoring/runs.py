@@ -157,7 +157,6 @@ def monitor_ssl_runs(
     from benthic.data.cifar import load_cifar
     from benthic.paths import runs_dir
     from benthic.seed import default_device
-    from benthic.ssl import get_config, train_milestones
 
     if scale == "paper" and use_committed:
         found = load_results(dataset)
@@ -172,13 +171,7 @@ def monitor_ssl_runs(
     config = settings.monitor_config()
     test_x, test_y = load_cifar(dataset, "test")
     test_x, test_y = take_stratified(test_x, test_y, settings.n_test, 0)
-    all_train_x, all_train_y = load_cifar(dataset, "train")
-    jobs = []
-    for method, seed in ((m, s) for m in methods for s in settings.seeds):
-        ssl_config = get_config(scale, method, dataset=dataset, device=device, seed=seed)
-        paths = train_milestones(ssl_config)
-        train_x, train_y = take_stratified(all_train_x, all_train_y, ssl_config.train_subset, ssl_config.seed)
-        jobs.append((paths, train_x, train_y, {"method": method, "dataset": dataset, "seed": seed}))
+    jobs = trained_runs(scale, methods, dataset, settings.seeds, device)
     options = {
         "lp": True,
         "knn": True,
@@ -195,6 +188,22 @@ def monitor_ssl_runs(
         save_results(table, spectra_df, dataset)
     seeds = ", ".join(map(str, settings.seeds))
     return table, spectra_df, f"computed now at scale {scale!r} on {len(test_x)} test images, training seeds {seeds}"
+
+
+def trained_runs(scale: str, methods: list[str], dataset: str, seeds: tuple[int, ...], device=None) -> list[tuple]:
+    """Each (method, training seed) run of the scale, trained if its milestones are not on disk, as an evaluation
+    job: (milestone paths, the run's training images and labels, meta with method, dataset and seed)."""
+    from benthic.data.cifar import load_cifar
+    from benthic.ssl import get_config, train_milestones
+
+    all_train_x, all_train_y = load_cifar(dataset, "train")
+    jobs = []
+    for method, seed in ((m, s) for m in methods for s in seeds):
+        ssl_config = get_config(scale, method, dataset=dataset, device=device, seed=seed)
+        paths = train_milestones(ssl_config)
+        train_x, train_y = take_stratified(all_train_x, all_train_y, ssl_config.train_subset, ssl_config.seed)
+        jobs.append((paths, train_x, train_y, {"method": method, "dataset": dataset, "seed": seed}))
+    return jobs
 
 
 def _evaluate_one(paths, test_x, test_y, train_x, train_y, meta, options) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -140,8 +140,9 @@ class SSLPreset:
         """The SSLConfig of `method` at this preset."""
         spec = method_spec(method)
         changes = {"epochs": spec.paper_epochs} if self.paper_epochs else {}
-        if method in dict(self.method_lr):
-            changes["lr"] = dict(self.method_lr)[method]
+        lr = dict(self.method_lr).get(method)
+        if lr is not None:
+            changes["lr"] = lr
         return replace(self.base, method=method, **changes)
 
 
