@@ -6,6 +6,7 @@ predictor outputs at epoch 16 (as notebook 02's collapse summary computes it). A
     .venv/bin/python benchmarks/simsiam_quick.py                          # peak lr 0.06 (the paper's), 0.3, 1.0
     .venv/bin/python benchmarks/simsiam_quick.py --lrs 0.3 --crops 0.08,0.2
     .venv/bin/python benchmarks/simsiam_quick.py --method simclr --lrs default --crops 0.08,0.2
+    .venv/bin/python benchmarks/simsiam_quick.py --lrs default --set batch_size=128 --set head_width=2048
 """
 
 from __future__ import annotations
@@ -19,9 +20,21 @@ from pathlib import Path
 import pandas as pd
 
 
-def run_variant(method: str, lr: float | None, crop: float, folder: Path) -> dict:
-    """Train one variant of the quick preset (the crop scale's lower bound changed in its augmentation stack) and
-    measure it; the preset's seed 0, so lr None (the preset's) with crop 0.2 is notebook 01's own run."""
+def parse_overrides(text: str) -> dict:
+    """`batch_size=128,head_width=2048` -> {"batch_size": 128, "head_width": 2048} (numbers where they read as one)."""
+    from benthic.cli.notebooks import parse_value
+
+    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+    bad = [item for item in pairs if len(item) != 2]
+    if bad:
+        raise SystemExit(f"--set takes KEY=VALUE pairs separated by commas, got {text!r}")
+    return {k.strip(): parse_value(v.strip()) for k, v in pairs}
+
+
+def run_variant(method: str, lr: float | None, crop: float, folder: Path, overrides: dict | None = None) -> dict:
+    """Train one variant of the quick preset (the crop scale's lower bound changed in its augmentation stack, other
+    fields set by `overrides`) and measure it; the preset's seed 0, so lr None (the preset's) with crop 0.2 and no
+    overrides is notebook 01's own run."""
     from benthic.data.cifar import load_cifar
     from benthic.models import augment
     from benthic.monitoring.collapse import collapse_summary, head_spectra
@@ -29,11 +42,13 @@ def run_variant(method: str, lr: float | None, crop: float, folder: Path) -> dic
     from benthic.ssl import get_config, train_milestones
     from benthic.ssl.evaluate import knn_milestones
 
-    config = get_config("quick", method, milestones=(0, 8, 16), **({"lr": lr} if lr is not None else {}))
+    overrides = dict(overrides or {})
+    config = get_config("quick", method, milestones=(0, 8, 16), **({"lr": lr} if lr is not None else {}), **overrides)
     stack = augment.STACKS[config.augment]
     augment.STACKS[config.augment] = replace(stack, crop_scale=(crop, 1.0))
     try:
-        paths = train_milestones(config, out=folder / f"{method}-lr{config.lr}-crop{crop}")
+        tag = "".join(f"-{k}{v}" for k, v in overrides.items())
+        paths = train_milestones(config, out=folder / f"{method}-lr{config.lr}-crop{crop}{tag}")
     finally:
         augment.STACKS[config.augment] = stack
     knn = knn_milestones(config, paths).set_index("epoch")["knn_top1"]
@@ -41,7 +56,8 @@ def run_variant(method: str, lr: float | None, crop: float, folder: Path) -> dic
     spectra = head_spectra([paths[0], paths[-1]], test_x, {"method": method})
     ranks = collapse_summary(spectra, ("method", "space")).set_index("space")
     lr_used = config.lr if config.lr is not None else "default"
-    row = {"method": method, "lr": lr_used, "crop_min": crop, **{f"knn_e{e}": knn[e] for e in knn.index}}
+    row = {"method": method, "lr": lr_used, "crop_min": crop, "set": ",".join(f"{k}={v}" for k, v in overrides.items())}
+    row.update({f"knn_e{e}": knn[e] for e in knn.index})
     row["knn_gain"] = knn.iloc[-1] - knn.iloc[0]
     row.update({f"eff_rank_{s}": ranks.loc[s, "eff_rank_last"] for s in ranks.index})
     row["backbone_eff_rank_init"] = ranks.loc["backbone", "eff_rank_first"]
@@ -54,6 +70,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lrs", default="0.06,0.3,1.0", help="peak learning rates ('default': the quick preset's)")
     parser.add_argument("--crops", default="0.2", help="lower bounds of the random-resized-crop scale (quick: 0.2)")
     parser.add_argument("--out", default=None, help="folder for the runs (default: a temporary one)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="one more variant per --set: fields of the quick preset overridden, e.g. batch_size=128",
+    )
     args = parser.parse_args(argv)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
     lrs = [None if v == "default" else float(v) for v in args.lrs.split(",")]
@@ -61,10 +84,12 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.out or tmp)
         rows = []
+        sets = [parse_overrides(text) for text in (args.set or [""])]
         for lr in lrs:
             for crop in crops:
-                rows.append(run_variant(args.method, lr, crop, folder))
-                print(pd.DataFrame(rows[-1:]).round(3).to_string(index=False), flush=True)
+                for overrides in sets:
+                    rows.append(run_variant(args.method, lr, crop, folder, overrides))
+                    print(pd.DataFrame(rows[-1:]).round(3).to_string(index=False), flush=True)
     pd.set_option("display.width", 200)
     print("\nall variants (kNN top-1 by epoch; effective rank of each space's outputs at epoch 16):")
     print(pd.DataFrame(rows).round(3).to_string(index=False))
