@@ -1,7 +1,7 @@
 """Does notebook 02's two-process evaluation win on a 2-core CPU? The quick scale's seed-0 runs of each method
 (trained here if missing) are evaluated as notebook 02 evaluates them (every milestone: label-free metrics, linear
-probe, kNN) by one process with the machine's threads and by two single-threaded processes side by side, without
-the result cache; both tables must agree. Run it on an idle machine.
+probe, kNN) by one process with the machine's threads and by two single-threaded processes side by side, each taking
+one milestone at a time, without the result cache; both tables must agree. Run it on an idle machine.
 
     .venv/bin/python benchmarks/eval_workers.py                 # 1 and 2 processes, three runs
     .venv/bin/python benchmarks/eval_workers.py --workers 1,2,3 --methods simclr,mocov2
@@ -46,11 +46,11 @@ def main(argv: list[str] | None = None) -> None:
         f"\n{len(jobs)} runs, {n} milestones, {len(test_x)} test images, torch threads {torch.get_num_threads()} in one process"
     )
     print(pd.DataFrame(rows).to_string(index=False))
-    first, *others = tables.values()
+    (base, first), *others = tables.items()
     cols = [c for c in first.select_dtypes("number") if c != "seconds"]  # every metric, not the timing
-    for workers, other in zip(list(tables)[1:], others):
+    for workers, other in others:
         gap = (first[cols] - other[cols]).abs().max().max()
-        print(f"largest difference between 1 and {workers} process(es) over every metric: {gap:.2e}")
+        print(f"largest difference between {base} and {workers} process(es) over every metric: {gap:.2e}")
 
 
 if __name__ == "__main__":

@@ -206,18 +206,21 @@ def evaluate_run(
     *,
     meta: dict | None = None,
     cache_dir: str | Path | None = None,
+    progress: bool = True,
     **kwargs,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Evaluate every milestone of a run: (table with one row per epoch, spectra in long form
     epoch/rank/singular_value). `meta` columns (method, dataset...) are added to both; kwargs go to
-    `evaluate_milestone`. With `cache_dir`, each milestone's row is kept as JSON and reused."""
+    `evaluate_milestone`. With `cache_dir`, each milestone's row is kept as JSON and reused. `progress=False`: no
+    bar (worker processes, whose bars would land on the terminal beside the runner's)."""
     from benthic.ssl import load_encoder, milestone_epoch
 
     meta = dict(meta or {})
     config = kwargs.get("config", MonitorConfig())
     rows, spectra = [], []
     digest = hashlib.sha1(np.ascontiguousarray(images).tobytes()).hexdigest()[:8]
-    for path in tqdm(list(checkpoints), desc=f"milestones {meta.get('method', '')}".strip(), leave=False):
+    desc = f"milestones {meta.get('method', '')}".strip()
+    for path in tqdm(list(checkpoints), desc=desc, leave=False, disable=not progress):
         epoch = milestone_epoch(path)
         cached = (
             Path(cache_dir) / f"{Path(path).parent.name}-e{epoch:04d}-{config.key()}-{digest}-"

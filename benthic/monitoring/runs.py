@@ -77,7 +77,8 @@ def _check_probe(probe: str) -> None:
 # and one seed's Table I moves by more than its cells' significance (a fresh clone elsewhere flipped 7 of 42 signs)
 SSL_RUNS: Registry[SSLRunScale] = Registry("monitoring (SSL runs)", SSLRunScale)
 SSL_RUNS.register("smoke", SSLRunScale(n_test=150, probe="fast", max_methods=1, seeds=(0, 1), eval_workers=2))
-# quick: two evaluating processes, 1-14 % faster than one on the 2-core CPU (benchmarks/eval_workers.py, 3 runs)
+# quick: two evaluating processes, 1-14 % faster than one on the 2-core CPU when each took a whole run; one milestone
+# at a time, 11 % faster than one process and 15 % faster than a run each (benchmarks/eval_workers.py, 2026-12-07)
 SSL_RUNS.register("quick", SSLRunScale(n_test=2000, probe="fast", seeds=(0, 1, 2), eval_workers=2))
 SSL_RUNS.register("gpu", SSLRunScale(n_test=None, probe="fast"))
 SSL_RUNS.register("paper", SSLRunScale(n_test=None, probe="paper"))
@@ -206,11 +207,21 @@ def trained_runs(scale: str, methods: list[str], dataset: str, seeds: tuple[int,
     return jobs
 
 
-def _evaluate_one(paths, test_x, test_y, train_x, train_y, meta, options) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`evaluate_run` of one trained run on the test images (a worker process's job)."""
+def _evaluate_one(
+    paths, test_x, test_y, train_x, train_y, meta, options, progress: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`evaluate_run` of trained milestones on the test images (a worker process's job, without a bar)."""
     n_classes = int(test_y.max()) + 1
     return evaluate_run(
-        paths, test_x, test_y, n_classes, train_images=train_x, train_labels=train_y, meta=meta, **options
+        paths,
+        test_x,
+        test_y,
+        n_classes,
+        train_images=train_x,
+        train_labels=train_y,
+        meta=meta,
+        progress=progress,
+        **options,
     )
 
 
@@ -218,20 +229,34 @@ def _evaluate_runs(
     jobs: list, test_x, test_y, options: dict, workers: int, numba_cache: Path
 ) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
     """Every job's (table, spectra), in order: in this process, or in `workers` single-threaded spawned processes
-    side by side (seeded UMAP is single-threaded, so one process leaves a core idle) sharing numba's cache."""
-    if workers <= 1 or len(jobs) <= 1:
+    side by side (seeded UMAP is single-threaded, so one process leaves a core idle) sharing numba's cache. The
+    processes take one milestone at a time, so none waits idle while the other evaluates a whole last run."""
+    if workers <= 1:
         return [_evaluate_one(p, test_x, test_y, x, y, meta, options) for p, x, y, meta in jobs]
     from benthic.monitoring.gpu_workers import start_pool
 
     keep = dict(os.environ)
-    pool = start_pool(min(workers, len(jobs)), numba_cache, nice=0)
+    n_tasks = sum(len(p) for p, *_ in jobs)
+    pool = start_pool(min(workers, n_tasks), numba_cache, nice=0)
     try:
-        futures = [pool.submit(_evaluate_one, p, test_x, test_y, x, y, meta, options) for p, x, y, meta in jobs]
-        return [f.result() for f in tqdm(futures, desc=f"runs evaluated ({workers} processes)")]
+        futures = [
+            [pool.submit(_evaluate_one, [path], test_x, test_y, x, y, meta, options, False) for path in paths]
+            for paths, x, y, meta in jobs
+        ]
+        done = tqdm(total=n_tasks, desc=f"milestones evaluated ({workers} processes)")
+        results = []
+        for run in futures:  # one run's milestones, in order: its (table, spectra) joined
+            parts = []
+            for future in run:
+                parts.append(future.result())
+                done.update()
+            results.append(tuple(pd.concat(frames, ignore_index=True) for frames in zip(*parts)))
+        done.close()
+        return results
     finally:
         os.environ.clear()
         os.environ.update(keep)  # start_pool set the workers' thread variables here; this process keeps its own
-        pool.shutdown()
+        pool.shutdown(cancel_futures=True)
 
 
 def imagenet_monitor_config(probe: str) -> MonitorConfig:
