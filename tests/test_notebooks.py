@@ -21,6 +21,8 @@ def test_notebook_runs_at_smoke_scale(book, tmp_path):
     notebooks.execute(book, tmp_path, {"scale": "smoke"}, kernel=_kernel(), progress=False)
     written = [p for p in output_dir("smoke").rglob("*") if p.is_file() and before.get(p) != p.stat().st_mtime]
     assert written, f"{book.name} wrote no figure or table into {output_dir('smoke')}"
+    done, total, running = notebooks.cells_done(tmp_path / book.name)  # what the side-by-side bars read
+    assert done == total > 0 and running == ""
 
 
 class _Done:
@@ -75,3 +77,55 @@ def test_side_by_side_runner_reports_each_notebooks_seconds():
     seconds: dict[str, float] = {}
     assert notebooks.run_side_by_side(books, 2, lambda book: _Done(0), seconds) == []
     assert set(seconds) == {"00_x.ipynb", "01_x.ipynb"} and all(s >= 0 for s in seconds.values())
+
+
+def _write_executed(path, statuses):
+    import json
+
+    cells = [
+        {"cell_type": "code", "source": [f"# cell {i}\n", f"step_{i}()\n"], "metadata": {"papermill": {"status": s}}}
+        for i, s in enumerate(statuses)
+    ]
+    path.write_text(json.dumps({"cells": cells}))
+
+
+def test_cells_done_counts_finished_cells_and_names_the_running_one(tmp_path):
+    path = tmp_path / "02_x.ipynb"
+    assert notebooks.cells_done(path) == (0, 0, "")  # not written yet
+    _write_executed(path, ["completed", "completed", "running", "pending"])
+    assert notebooks.cells_done(path) == (2, 4, "step_2()")  # the comment line is skipped
+    path.write_text('{"cells": [{"cell_type": "co')  # papermill caught mid-write
+    assert notebooks.cells_done(path) == (0, 0, "")
+
+
+def test_progress_board_drops_stale_copies_and_reports_each_end(tmp_path, capsys):
+    """A copy left by an earlier run would show as progress, so starting a notebook removes it; every end prints
+    one line (done or FAILED, with the seconds) whether bars are drawn or not."""
+    books = [notebooks.NOTEBOOK_DIR / f"{n}_x.ipynb" for n in ("00", "01")]
+    _write_executed(tmp_path / "00_x.ipynb", ["completed"] * 3)
+    board = notebooks.ProgressBoard(tmp_path, enabled=False)
+    failed = notebooks.run_side_by_side(
+        books, 2, lambda book: _Done(1 if book.name == "01_x.ipynb" else 0), None, board
+    )
+    assert [b.name for b in failed] == ["01_x.ipynb"]
+    assert not (tmp_path / "00_x.ipynb").exists()
+    out = capsys.readouterr().out
+    assert "00_x.ipynb done after" in out and "01_x.ipynb FAILED after" in out
+
+
+def test_progress_board_bars_follow_the_executed_copies(tmp_path):
+    board = notebooks.ProgressBoard(tmp_path, enabled=True)
+    book = notebooks.NOTEBOOK_DIR / "02_x.ipynb"
+    board.start(book)
+    _write_executed(tmp_path / book.name, ["completed", "running", "pending"])
+    board.poll()
+    bar = board.bars[book.name]
+    assert (bar.n, bar.total) == (1, 3) and "step_1()" in bar.postfix
+    board.end(book, True, 1.0)
+    assert book.name not in board.bars
+
+
+def test_notebooks_run_two_at_a_time_by_default_on_a_multicore_cpu_scale_only():
+    assert notebooks.default_jobs("quick", cores=2) == 2 and notebooks.default_jobs("smoke", cores=16) == 2
+    assert notebooks.default_jobs("quick", cores=1) == 1
+    assert notebooks.default_jobs("gpu", cores=16) == 1 and notebooks.default_jobs("paper", cores=16) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -78,30 +79,100 @@ def _number(book: Path) -> str:
     return book.name[:2]
 
 
+def cells_done(executed: Path) -> tuple[int, int, str]:
+    """(cells finished, cells in all, the first line of the cell running now) of a notebook papermill is writing
+    to `executed` (it saves the copy after every cell); (0, 0, "") while the copy is missing or half-written."""
+    try:
+        cells = json.loads(executed.read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return 0, 0, ""
+    status = [c.get("metadata", {}).get("papermill", {}).get("status") for c in cells]
+    running = next((c for c, s in zip(cells, status) if s == "running"), None)
+    source = "".join(running["source"]) if running else ""
+    first = next((line.strip() for line in source.splitlines() if line.strip() and not line.startswith("#")), "")
+    return sum(s == "completed" for s in status), len(cells), first
+
+
+class ProgressBoard:
+    """One progress bar per notebook running side by side, drawn by this process from the executed copies the
+    silent child processes write (children drawing bars of their own would interleave on one terminal)."""
+
+    def __init__(self, out_dir: Path, enabled: bool = True):
+        self.out_dir, self.enabled = out_dir, enabled
+        self.bars: dict[str, object] = {}
+
+    def start(self, book: Path) -> None:
+        """Remove `book`'s stale executed copy (its statuses would count as progress) and open its bar."""
+        (self.out_dir / book.name).unlink(missing_ok=True)
+        if self.enabled:
+            from tqdm.auto import tqdm
+
+            slot = min(set(range(len(self.bars) + 1)) - {b.pos for b in self.bars.values()})
+            self.bars[book.name] = tqdm(total=0, desc=book.stem, unit="cell", position=slot, leave=False)
+
+    def poll(self) -> None:
+        """Move each bar to the cells its notebook has finished, with the running cell's first line beside it."""
+        for name, bar in self.bars.items():
+            self._update(bar, name)
+            bar.refresh()
+
+    def end(self, book: Path, ok: bool, seconds: float) -> None:
+        """Clear `book`'s bar and print a line above the others: done in how long, or failed."""
+        bar = self.bars.pop(book.name, None)
+        if bar is not None:
+            bar.close()
+        line = f"{book.name} {'done' if ok else 'FAILED'} after {seconds:.0f} s"
+        if self.enabled:
+            from tqdm.auto import tqdm
+
+            tqdm.write(line)
+        else:
+            print(line, flush=True)
+
+    def _update(self, bar, name: str) -> None:
+        done, total, running = cells_done(self.out_dir / name)
+        if total:
+            bar.total, bar.n = total, done
+            bar.set_postfix_str(running[:40], refresh=False)
+
+
 def run_side_by_side(
-    books: list[Path], jobs: int, start: Callable[[Path], subprocess.Popen], seconds: dict[str, float] | None = None
+    books: list[Path],
+    jobs: int,
+    start: Callable[[Path], subprocess.Popen],
+    seconds: dict[str, float] | None = None,
+    board: ProgressBoard | None = None,
 ) -> list[Path]:
     """Run `books` with at most `jobs` at once, each started after the notebooks it depends on (AFTER, among
     those selected) have finished; stop starting new ones after a failure. Returns the failed notebooks; each
-    successful notebook's wall seconds go into `seconds` by name."""
+    successful notebook's wall seconds go into `seconds` by name; `board` shows each running notebook's cells."""
     selected = {_number(b) for b in books}
     pending, running, finished, failed = list(books), {}, set(), []
+    last_poll = 0.0
     while pending or running:
         for book in list(pending):
             deps = set(AFTER.get(_number(book), ())) & selected
             if len(running) < jobs and not failed and deps <= finished:
                 pending.remove(book)
+                if board is not None:
+                    board.start(book)
                 running[book] = (start(book), time.perf_counter())
         for book, (proc, began) in list(running.items()):
             if proc.poll() is not None:
                 del running[book]
                 finished.add(_number(book))
+                took = time.perf_counter() - began
+                if board is not None:
+                    board.end(book, proc.returncode == 0, took)
                 if proc.returncode != 0:
                     failed.append(book)
                 elif seconds is not None:
-                    seconds[book.name] = time.perf_counter() - began
+                    seconds[book.name] = took
         if failed and not running:
             break
+        if board is not None and time.perf_counter() - last_poll > 1.0:
+            board.poll()
+            last_poll = time.perf_counter()
         time.sleep(0.2)
     return failed
 
@@ -129,14 +200,24 @@ def record_times(path: Path, seconds: dict[str, float], total: float | None, job
     return path
 
 
+def default_jobs(scale: str, cores: int | None = None) -> int:
+    """Notebooks side by side by default: two at the CPU scales (smoke, quick) when there are two cores or more,
+    about 17 % faster on the 2-core CPU (02 beside the others; README); one at the GPU scales, whose notebooks
+    would share one GPU's memory."""
+    cores = (os.cpu_count() or 1) if cores is None else cores
+    return 2 if scale in ("smoke", "quick") and cores >= 2 else 1
+
+
 def _child(book: Path, args: argparse.Namespace, threads: int) -> subprocess.Popen:
-    """One notebook in its own runner process, its math libraries held to `threads` threads."""
+    """One notebook in its own runner process, its math libraries held to `threads` threads; its standard output
+    is dropped (the parent's board shows its progress), its errors reach the terminal."""
     cmd = [sys.executable, "-m", "benthic.cli.notebooks", "--scale", args.scale, "--only", book.stem, "--jobs", "1"]
     cmd += ["--kernel", args.kernel, "--no-progress", "--no-record-times"] + (["--out", args.out] if args.out else [])
     for name, value in args.parameter:
         cmd += ["-p", name, value]
     threads_env = {k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-    return subprocess.Popen(cmd, env={**os.environ, **threads_env, "NUMBA_NUM_THREADS": str(threads)})
+    env = {**os.environ, **threads_env, "NUMBA_NUM_THREADS": str(threads)}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)  # its lines repeat the board's; errors stay
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,8 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--jobs",
         type=int,
-        default=1,
-        help="notebooks run side by side, the CPU's threads shared among them (default 1: one after another)",
+        default=None,
+        help="notebooks run side by side, the CPU's threads shared among them (default: 2 at the CPU scales on a "
+        "machine with 2 or more cores, else 1, one after another)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
     parser.add_argument(
@@ -174,10 +256,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"do not write the notebooks' wall seconds to figures/<scale>/{TIMES_FILE}",
     )
     args = parser.parse_args(argv)
+    scale = check_scale(args.scale)
+    if args.jobs is None:
+        args.jobs = default_jobs(scale)
     if args.jobs < 1:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
 
-    scale = check_scale(args.scale)
     books = numbered_notebooks(args.only.split(",") if args.only else None)
     out_dir = Path(args.out) if args.out else ROOT / "executed" / scale
     parameters = {"scale": scale, **{k: parse_value(v) for k, v in args.parameter}}
@@ -190,14 +274,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs > 1 and len(books) > 1:
         threads = max(1, (os.cpu_count() or 2) // args.jobs)
         print(f"benthic: {args.jobs} notebooks at a time, {threads} thread(s) each", flush=True)
-        failed = run_side_by_side(books, args.jobs, lambda book: _child(book, args, threads), seconds)
+        board = ProgressBoard(out_dir, enabled=not args.no_progress)
+        failed = run_side_by_side(books, args.jobs, lambda book: _child(book, args, threads), seconds, board)
         if args.record_times:
             record_times(times_file, seconds, None if failed or not every else time.perf_counter() - total, args.jobs)
         if failed:
             print(f"FAILED: {', '.join(b.name for b in failed)} (see the messages above)", file=sys.stderr, flush=True)
             return 1
         print(
-            f"benthic: all {len(books)} notebook(s) done in {time.perf_counter() - total:.0f} s; times in {times_file}",
+            f"benthic: all {len(books)} notebook(s) done in {time.perf_counter() - total:.0f} s; "
+            f"figures and tables in figures/{scale}/",
             flush=True,
         )
         return 0
