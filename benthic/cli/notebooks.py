@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from benthic.paths import ROOT, output_dir
 from benthic.scales import SCALES, check_scale
 
@@ -105,8 +107,6 @@ class ProgressBoard:
         """Remove `book`'s stale executed copy (its statuses would count as progress) and open its bar."""
         (self.out_dir / book.name).unlink(missing_ok=True)
         if self.enabled:
-            from tqdm.auto import tqdm
-
             slot = min(set(range(len(self.bars) + 1)) - {b.pos for b in self.bars.values()})
             self.bars[book.name] = tqdm(total=0, desc=book.stem, unit="cell", position=slot, leave=False)
 
@@ -123,8 +123,6 @@ class ProgressBoard:
             bar.close()
         line = f"{book.name} {'done' if ok else 'FAILED'} after {seconds:.0f} s"
         if self.enabled:
-            from tqdm.auto import tqdm
-
             tqdm.write(line)
         else:
             print(line, flush=True)

@@ -243,15 +243,14 @@ def _evaluate_runs(
             [pool.submit(_evaluate_one, [path], test_x, test_y, x, y, meta, options, False) for path in paths]
             for paths, x, y, meta in jobs
         ]
-        done = tqdm(total=n_tasks, desc=f"milestones evaluated ({workers} processes)")
         results = []
-        for run in futures:  # one run's milestones, in order: its (table, spectra) joined
-            parts = []
-            for future in run:
-                parts.append(future.result())
-                done.update()
-            results.append(tuple(pd.concat(frames, ignore_index=True) for frames in zip(*parts)))
-        done.close()
+        with tqdm(total=n_tasks, desc=f"milestones evaluated ({workers} processes)") as done:
+            for run in futures:  # one run's milestones, in order: its (table, spectra) joined
+                parts = []
+                for future in run:
+                    parts.append(future.result())
+                    done.update()
+                results.append(tuple(pd.concat(frames, ignore_index=True) for frames in zip(*parts)))
         return results
     finally:
         os.environ.clear()
