@@ -407,3 +407,26 @@ def test_runs_evaluated_in_two_processes_match_one_process(tmp_path, monkeypatch
     numeric = one.select_dtypes("number").columns.drop("seconds")  # all but the timing
     np.testing.assert_allclose(two[numeric].to_numpy(float), one[numeric].to_numpy(float), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(two_spectra["singular_value"], one_spectra["singular_value"], rtol=1e-5)
+
+
+def test_bf16_precision_embeds_test_and_probe_images_in_bf16(tmp_path, monkeypatch):
+    from benthic.ssl import embed, get_config, load_encoder, train_milestones
+
+    monkeypatch.setenv("BENTHIC_RUNS", str(tmp_path))
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, size=(128, 8, 8, 3), dtype=np.uint8)
+    labels = np.arange(128) % 4
+    config = get_config("smoke", "simclr", batch_size=64, epochs=1, milestones=(0, 1), progress=False, device="cpu")
+    encoder = load_encoder(train_milestones(config, images=images)[-1])
+    test, train = images[:64], images[64:]
+    z, train_z = (embed(encoder, x, device="cpu", precision="bf16") for x in (test, train))
+    bf16 = MonitorConfig(n_neighbors=15, precision="bf16")
+    kwargs = dict(labels=labels[:64], lp=True, knn=True, train_labels=labels[64:], device="cpu")
+    from_encoder = milestones.evaluate_milestone(encoder, test, train_images=train, config=bf16, **kwargs)
+    from_arrays = milestones.evaluate_milestone(z, train_images=train_z, config=bf16, **kwargs)
+    for key in ("rankme", "alpha_req", "ami_c1_gt", "entropy", "lp_acc", "knn_acc"):
+        assert from_encoder[key] == pytest.approx(from_arrays[key], rel=1e-6), key
+    full = milestones.evaluate_milestone(encoder, test, train_images=train, config=FAST, **kwargs)
+    assert from_encoder["rankme"] == pytest.approx(full["rankme"], rel=0.02)  # bf16 features within ~1 %
+    with pytest.raises(ValueError, match="precision"):
+        MonitorConfig(precision="fp16")

@@ -23,13 +23,15 @@ class SSLRunScale(Settings):
     """Table I's evaluation at one scale: test images per milestone (None = the whole test split), the
     probe ('fast' on cached features, 'paper' the paper's protocol), how many methods (None = all), the
     training seeds of each method (Table I's cells are their Fisher-z mean; the figures use the first), and the
-    single-threaded processes that evaluate runs side by side on a CPU (seeded UMAP uses one core)."""
+    single-threaded processes that evaluate runs side by side on a CPU (seeded UMAP uses one core), and the
+    precision of the milestones' embeddings (MonitorConfig.precision)."""
 
     n_test: int | None
     probe: str
     max_methods: int | None = None
     seeds: tuple[int, ...] = (0,)
     eval_workers: int = 1
+    precision: str = "fp32"
 
     def validate(self) -> None:
         _check_counts(n_test=self.n_test, max_methods=self.max_methods)
@@ -38,12 +40,13 @@ class SSLRunScale(Settings):
             raise ValueError(f"seeds must be distinct and at least one, got {self.seeds}")
         if self.eval_workers < 1:
             raise ValueError(f"eval_workers must be >= 1, got {self.eval_workers}")
+        self.monitor_config()  # the precision, checked by MonitorConfig
 
     def monitor_config(self) -> MonitorConfig:
         """The evaluation settings of every milestone at this scale (Table I and the UMAP seed spread). UMAP keeps
         umap-learn's default length: a shorter layout moves Table I's cells beyond the spread UMAP's own seed
         gives (benchmarks/umap_epochs.py)."""
-        return MonitorConfig(probe=self.probe)
+        return MonitorConfig(probe=self.probe, precision=self.precision)
 
 
 @dataclass(frozen=True)
@@ -76,10 +79,15 @@ def _check_probe(probe: str) -> None:
 # path runs in the tests); quick trains three seeds per method, because CPU training differs across processors
 # and one seed's Table I moves by more than its cells' significance (a fresh clone elsewhere flipped 7 of 42 signs)
 SSL_RUNS: Registry[SSLRunScale] = Registry("monitoring (SSL runs)", SSLRunScale)
-SSL_RUNS.register("smoke", SSLRunScale(n_test=150, probe="fast", max_methods=1, seeds=(0, 1), eval_workers=2))
+SSL_RUNS.register(
+    "smoke", SSLRunScale(n_test=150, probe="fast", max_methods=1, seeds=(0, 1), eval_workers=2, precision="bf16")
+)
 # quick: two evaluating processes, 1-14 % faster than one on the 2-core CPU when each took a whole run; one milestone
-# at a time, 11 % faster than one process and 15 % faster than a run each (benchmarks/eval_workers.py, 2026-12-07)
-SSL_RUNS.register("quick", SSLRunScale(n_test=2000, probe="fast", seeds=(0, 1, 2), eval_workers=2))
+# at a time, 11 % faster than one process and 15 % faster than a run each (benchmarks/eval_workers.py, 2026-12-07).
+# bf16 embeddings: 0.99 s per milestone against 2.32 s in float32 (2 000 test and 5 000 probe images), and Table I
+# moves no more than UMAP's own seed does: 14 of the UMAP metrics' 24 cells within float32's three-seed range, 12 for
+# three other UMAP seeds; the other metrics' r within 0.022 (benchmarks/eval_precision.py, 2026-12-07)
+SSL_RUNS.register("quick", SSLRunScale(n_test=2000, probe="fast", seeds=(0, 1, 2), eval_workers=2, precision="bf16"))
 SSL_RUNS.register("gpu", SSLRunScale(n_test=None, probe="fast"))
 SSL_RUNS.register("paper", SSLRunScale(n_test=None, probe="paper"))
 # CPU inference at 224-260 px is slow: the quick scale embeds a few hundred images

@@ -92,7 +92,9 @@ def seed_spread(
             else:
                 todo.append((seed, cached))
         if todo:
-            z = embed(load_encoder(path), images, batch_size=config.batch_size, device=device)
+            z = embed(
+                load_encoder(path), images, batch_size=config.batch_size, device=device, precision=config.precision
+            )
             tasks += [(epoch, seed, cached, z) for seed, cached in todo]
     results = Parallel(n_jobs=n_jobs)(
         delayed(z3_metrics)(z, n_classes, seed, config) for _, seed, _, z in tqdm(tasks, desc="UMAP seeds", leave=False)
