@@ -7,11 +7,13 @@ predictor outputs at epoch 16 (as notebook 02's collapse summary computes it). A
     .venv/bin/python benchmarks/simsiam_quick.py --lrs 0.3 --crops 0.08,0.2
     .venv/bin/python benchmarks/simsiam_quick.py --method simclr --lrs default --crops 0.08,0.2
     .venv/bin/python benchmarks/simsiam_quick.py --lrs default --set batch_size=128 --set head_width=2048
+    .venv/bin/python benchmarks/simsiam_quick.py --lrs default --fixed-predictor   # Chen & He 2021, Sec. 4.2
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
 from dataclasses import replace
@@ -31,10 +33,69 @@ def parse_overrides(text: str) -> dict:
     return {k.strip(): parse_value(v.strip()) for k, v in pairs}
 
 
-def run_variant(method: str, lr: float | None, crop: float, folder: Path, overrides: dict | None = None) -> dict:
+class _PredictorAtPeak:
+    """The trainer's one-cycle schedule for every parameter group but the predictor's (group 1), which stays at the
+    peak learning rate: SimSiam's fixed predictor rate (Chen & He, 2021, Sec. 4.2)."""
+
+    def __init__(self, schedule, optimizer, peak: float):
+        self.schedule, self.optimizer, self.peak = schedule, optimizer, peak
+        self._hold()
+
+    def _hold(self) -> None:
+        self.optimizer.param_groups[1]["lr"] = self.peak
+
+    def step(self) -> None:
+        self.schedule.step()
+        self._hold()
+
+    def state_dict(self) -> dict:
+        return self.schedule.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.schedule.load_state_dict(state)
+        self._hold()
+
+
+@contextlib.contextmanager
+def fixed_predictor_rate():
+    """Within the block, benthic's trainer puts the predictor in its own SGD group held at the peak rate."""
+    import torch
+
+    from benthic.ssl import trainer
+
+    original = trainer.make_optimizer
+
+    def make_optimizer(method, config, steps_per_epoch):
+        optimizer, schedule = original(method, config, steps_per_epoch)
+        predictor = {id(p) for p in method.prediction.parameters()}
+        rest = [p for p in method.parameters() if p.requires_grad and id(p) not in predictor]
+        group = {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}
+        optimizer = torch.optim.SGD(
+            [{**group, "params": rest}, {**group, "params": list(method.prediction.parameters())}]
+        )
+        peak = schedule.optimizer.param_groups[0]["max_lr"]
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=peak,
+            total_steps=steps_per_epoch * config.epochs,
+            base_momentum=config.momentum_range[0],
+            max_momentum=config.momentum_range[1],
+        )
+        return optimizer, _PredictorAtPeak(schedule, optimizer, peak)
+
+    trainer.make_optimizer = make_optimizer
+    try:
+        yield
+    finally:
+        trainer.make_optimizer = original
+
+
+def run_variant(
+    method: str, lr: float | None, crop: float, folder: Path, overrides: dict | None = None, fixed: bool = False
+) -> dict:
     """Train one variant of the quick preset (the crop scale's lower bound changed in its augmentation stack, other
-    fields set by `overrides`) and measure it; the preset's seed 0, so lr None (the preset's) with crop 0.2 and no
-    overrides is notebook 01's own run."""
+    fields set by `overrides`, the predictor's rate held at the peak when `fixed`) and measure it; the preset's seed
+    0, so lr None (the preset's) with crop 0.2, no overrides and not fixed is notebook 01's own run."""
     from benthic.data.cifar import load_cifar
     from benthic.models import augment
     from benthic.monitoring.collapse import collapse_summary, head_spectra
@@ -47,8 +108,9 @@ def run_variant(method: str, lr: float | None, crop: float, folder: Path, overri
     stack = augment.STACKS[config.augment]
     augment.STACKS[config.augment] = replace(stack, crop_scale=(crop, 1.0))
     try:
-        tag = "".join(f"-{k}{v}" for k, v in overrides.items())
-        paths = train_milestones(config, out=folder / f"{method}-lr{config.lr}-crop{crop}{tag}")
+        tag = "".join(f"-{k}{v}" for k, v in overrides.items()) + ("-fixedpred" if fixed else "")
+        with fixed_predictor_rate() if fixed else contextlib.nullcontext():
+            paths = train_milestones(config, out=folder / f"{method}-lr{config.lr}-crop{crop}{tag}")
     finally:
         augment.STACKS[config.augment] = stack
     knn = knn_milestones(config, paths).set_index("epoch")["knn_top1"]
@@ -57,6 +119,7 @@ def run_variant(method: str, lr: float | None, crop: float, folder: Path, overri
     ranks = collapse_summary(spectra, ("method", "space")).set_index("space")
     lr_used = config.lr if config.lr is not None else "default"
     row = {"method": method, "lr": lr_used, "crop_min": crop, "set": ",".join(f"{k}={v}" for k, v in overrides.items())}
+    row["predictor_lr"] = "peak, fixed" if fixed else "one-cycle"
     row.update({f"knn_e{e}": knn[e] for e in knn.index})
     row["knn_gain"] = knn.iloc[-1] - knn.iloc[0]
     row.update({f"eff_rank_{s}": ranks.loc[s, "eff_rank_last"] for s in ranks.index})
@@ -77,6 +140,9 @@ def main(argv: list[str] | None = None) -> None:
         metavar="KEY=VALUE[,KEY=VALUE]",
         help="one more variant per --set: fields of the quick preset overridden, e.g. batch_size=128",
     )
+    parser.add_argument(
+        "--fixed-predictor", action="store_true", help="hold the predictor's rate at the peak (SimSiam, BYOL)"
+    )
     args = parser.parse_args(argv)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
     lrs = [None if v == "default" else float(v) for v in args.lrs.split(",")]
@@ -88,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
         for lr in lrs:
             for crop in crops:
                 for overrides in sets:
-                    rows.append(run_variant(args.method, lr, crop, folder, overrides))
+                    rows.append(run_variant(args.method, lr, crop, folder, overrides, args.fixed_predictor))
                     print(pd.DataFrame(rows[-1:]).round(3).to_string(index=False), flush=True)
     pd.set_option("display.width", 200)
     print("\nall variants (kNN top-1 by epoch; effective rank of each space's outputs at epoch 16):")
