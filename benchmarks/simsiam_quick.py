@@ -1,13 +1,14 @@
 """Why SimSiam barely learns at the quick scale, and what lets it: the quick preset's SimSiam (small CNN, 16 px views of
 5 000 CIFAR-10 images, 16 epochs, batch 256) trained with other peak learning rates and crop scales, each run's kNN
-top-1 at epochs 0, 8 and 16 (as notebook 01 measures it) and the effective rank of its backbone, projector and
-predictor outputs at epoch 16 (as notebook 02's collapse summary computes it). About two CPU minutes per variant.
+top-1 at epochs 0, 8 and 16 (and the last, with `--set epochs=N`; as notebook 01 measures it) and the effective rank
+of its backbone, projector and predictor outputs at the last epoch (as notebook 02's collapse summary computes it). About two CPU minutes per variant.
 
     .venv/bin/python benchmarks/simsiam_quick.py                          # peak lr 0.06 (the paper's), 0.3, 1.0
     .venv/bin/python benchmarks/simsiam_quick.py --lrs 0.3 --crops 0.08,0.2
     .venv/bin/python benchmarks/simsiam_quick.py --method simclr --lrs default --crops 0.08,0.2
     .venv/bin/python benchmarks/simsiam_quick.py --lrs default --set batch_size=128 --set head_width=2048
     .venv/bin/python benchmarks/simsiam_quick.py --lrs default --fixed-predictor   # Chen & He 2021, Sec. 4.2
+    .venv/bin/python benchmarks/simsiam_quick.py --lrs default --set epochs=32 --set epochs=48   # more steps
 """
 
 from __future__ import annotations
@@ -74,13 +75,7 @@ def fixed_predictor_rate():
             [{**group, "params": rest}, {**group, "params": list(method.prediction.parameters())}]
         )
         peak = schedule.optimizer.param_groups[0]["max_lr"]
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=peak,
-            total_steps=steps_per_epoch * config.epochs,
-            base_momentum=config.momentum_range[0],
-            max_momentum=config.momentum_range[1],
-        )
+        schedule = trainer.one_cycle(optimizer, peak, steps_per_epoch * config.epochs, config.momentum_range)
         return optimizer, _PredictorAtPeak(schedule, optimizer, peak)
 
     trainer.make_optimizer = make_optimizer
@@ -157,8 +152,13 @@ def main(argv: list[str] | None = None) -> None:
                     rows.append(run_variant(args.method, lr, crop, folder, overrides, args.fixed_predictor))
                     print(pd.DataFrame(rows[-1:]).round(3).to_string(index=False), flush=True)
     pd.set_option("display.width", 200)
-    print("\nall variants (kNN top-1 by epoch; effective rank of each space's outputs at epoch 16):")
-    print(pd.DataFrame(rows).round(3).to_string(index=False))
+    print("\nall variants (kNN top-1 by epoch; effective rank of each space's outputs at the last epoch):")
+    table = pd.DataFrame(rows)  # variants of different lengths: every kNN epoch in order, before the ranks
+    meta = ["method", "lr", "crop_min", "set", "predictor_lr"]
+    knn = sorted((c for c in table if c.startswith("knn_e")), key=lambda c: int(c[5:]))
+    ranks = [c for c in table if c not in meta and not c.startswith("knn_")]
+    table = table[meta + knn + ["knn_gain"] + ranks]
+    print(table.round(3).to_string(index=False))
 
 
 if __name__ == "__main__":

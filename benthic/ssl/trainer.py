@@ -86,14 +86,21 @@ def make_optimizer(method: SSLMethod, config: SSLConfig, steps_per_epoch: int):
     optimizer = torch.optim.SGD(
         [p for p in method.parameters() if p.requires_grad], lr=lr, momentum=config.momentum_range[1], weight_decay=wd
     )
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+    return optimizer, one_cycle(optimizer, lr, steps_per_epoch * config.epochs, config.momentum_range)
+
+
+def one_cycle(
+    optimizer: torch.optim.Optimizer, peak: float, total_steps: int, momentum_range: tuple[float, float]
+) -> torch.optim.lr_scheduler.OneCycleLR:
+    """The one-cycle schedule every SSL run follows: lr up to `peak` and down again over `total_steps` batches,
+    momentum cycled inversely within `momentum_range`."""
+    return torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
-        max_lr=lr,
-        total_steps=steps_per_epoch * config.epochs,
-        base_momentum=config.momentum_range[0],
-        max_momentum=config.momentum_range[1],
+        max_lr=peak,
+        total_steps=total_steps,
+        base_momentum=momentum_range[0],
+        max_momentum=momentum_range[1],
     )
-    return optimizer, scheduler
 
 
 def _rng_state(device: torch.device) -> dict:
