@@ -428,5 +428,6 @@ def test_bf16_precision_embeds_test_and_probe_images_in_bf16(tmp_path, monkeypat
         assert from_encoder[key] == pytest.approx(from_arrays[key], rel=1e-6), key
     full = milestones.evaluate_milestone(encoder, test, train_images=train, config=FAST, **kwargs)
     assert from_encoder["rankme"] == pytest.approx(full["rankme"], rel=0.02)  # bf16 features within ~1 %
+    assert bf16.key() != MonitorConfig(n_neighbors=15).key()  # cached fp32 metrics are never read back as bf16
     with pytest.raises(ValueError, match="precision"):
         MonitorConfig(precision="fp16")

@@ -36,7 +36,8 @@ class MonitorConfig:
     umap_seed: None runs umap-learn unseeded and multi-threaded, about 1.8x faster on 2 cores but not
     reproducible (the paper reports UMAP's randomness, so it likely ran this way).
     precision: 'fp32' or 'bf16' (autocast + channels-last, benthic.ssl.embed) for the encoder's embeddings of the
-    test and probe images; bf16 is the quick scale's, about 2.5x faster on a CPU with bf16 instructions."""
+    test and probe images; bf16 is the quick scale's, about 2.3x faster on a CPU with bf16 instructions;
+    part of `key()`, so the two precisions never share cached metrics."""
 
     n_neighbors: int = 50
     bin_width: float = 0.4
