@@ -18,10 +18,9 @@ import time
 
 import numpy as np
 import pandas as pd
+from umap_epochs import CONTROL, UMAP_METRICS, compare, control_seeds  # benchmarks/, the script's own folder
 
 PRECISIONS = ("fp32", "bf16")
-UMAP_METRICS = ("ami_c1_gt", "ami_c1_c2", "s1", "entropy")
-CONTROL = "control"  # float32 embeddings under other UMAP seeds: the yardstick applied to UMAP's randomness alone
 
 
 def embeddings(scale: str, methods: list[str]) -> tuple[dict, np.ndarray, np.ndarray, dict]:
@@ -67,21 +66,6 @@ def correlations(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-def compare(corr: pd.DataFrame) -> pd.DataFrame:
-    """Per Table I cell: the float32 r over the yardstick's UMAP seeds (min, max, mean) beside the seed-mean r of
-    bf16 and of the control (float32, other UMAP seeds), and whether each lies within the float32 seed range."""
-    keys = ["method", "metric", "init"]
-    by = corr.groupby(["precision", *keys], sort=False)["r"]
-    base = by.agg(["min", "max", "mean"]).loc["fp32"]
-    base.columns = ["r_min_fp32", "r_max_fp32", "r_mean_fp32"]
-    frames = [base]
-    for variant in ("bf16", CONTROL):
-        mean = by.mean().loc[variant]
-        inside = (mean >= base["r_min_fp32"] - 1e-12) & (mean <= base["r_max_fp32"] + 1e-12)
-        frames += [mean.rename(f"r_mean_{variant}"), inside.rename(f"within_{variant}")]
-    return pd.concat(frames, axis=1).reset_index()
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="quick")
@@ -98,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     for precision, sec in seconds.items():
         print(f"  {precision}: {sec:.1f} s in all, {sec / n_milestones:.2f} s per milestone")
     seeds = [int(s) for s in args.seeds.split(",")]
-    others = [max(seeds) + 1 + i for i in range(len(seeds))]
+    others = control_seeds(seeds)
     tasks = [(key, s, key[2]) for key in zs for s in seeds]
     tasks += [(key, s, CONTROL) for key in zs if key[2] == "fp32" for s in others]
     print(
@@ -117,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     lp = rows[rows.umap_seed == seeds[0]].pivot_table(index=["method", "epoch"], columns="precision", values="lp_acc")
     print(f"\nprobe accuracy, bf16 - fp32 features: max |difference| {(lp['bf16'] - lp['fp32']).abs().max():.4f}")
-    table = compare(correlations(rows))
+    table = compare(correlations(rows), by="precision", reference="fp32")
     pd.set_option("display.width", 200)
     print(
         f"\nTable I cells: r over UMAP seeds {seeds} from float32 embeddings, the bf16 seed-mean r and the control's "

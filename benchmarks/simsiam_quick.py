@@ -1,7 +1,8 @@
 """Why SimSiam barely learns at the quick scale, and what lets it: the quick preset's SimSiam (small CNN, 16 px views of
 5 000 CIFAR-10 images, 16 epochs, batch 256) trained with other peak learning rates and crop scales, each run's kNN
 top-1 at epochs 0, 8 and 16 (and the last, with `--set epochs=N`; as notebook 01 measures it) and the effective rank
-of its backbone, projector and predictor outputs at the last epoch (as notebook 02's collapse summary computes it). About two CPU minutes per variant.
+of its backbone, projector and predictor outputs at the last epoch (as notebook 02's collapse summary computes it).
+About two CPU minutes per variant.
 
     .venv/bin/python benchmarks/simsiam_quick.py                          # peak lr 0.06 (the paper's), 0.3, 1.0
     .venv/bin/python benchmarks/simsiam_quick.py --lrs 0.3 --crops 0.08,0.2

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 UMAP_METRICS = ("ami_c1_gt", "ami_c1_c2", "s1", "entropy")
-CONTROL = "control"  # the default length under other UMAP seeds: the yardstick applied to UMAP's randomness alone
+CONTROL = "control"  # the reference under other UMAP seeds: the yardstick applied to UMAP's randomness alone
 
 
 def _evaluate(z: np.ndarray, y: np.ndarray, seed: int, epochs: int | None) -> tuple[dict, float]:
@@ -78,17 +78,23 @@ def correlations(rows: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-def compare(corr: pd.DataFrame, default: str = "default") -> pd.DataFrame:
-    """Per Table I cell: r at the default length over the UMAP seeds (min, max, mean) beside each shorter length's
-    mean r over the same seeds, and whether that mean lies within the default's seed range."""
+def control_seeds(seeds: list[int]) -> list[int]:
+    """As many UMAP seeds as `seeds`, none of them among it: the control's."""
+    return [max(seeds) + 1 + i for i in range(len(seeds))]
+
+
+def compare(corr: pd.DataFrame, by: str = "umap_epochs", reference: str = "default") -> pd.DataFrame:
+    """Per Table I cell: r of the `reference` variant (of column `by`) over the UMAP seeds (min, max, mean) beside
+    each other variant's mean r over its seeds, and whether that mean lies within the reference's seed range."""
     keys = ["method", "metric", "init"]
-    base = corr[corr.umap_epochs == default].groupby(keys, sort=False)["r"].agg(["min", "max", "mean"])
-    base.columns = ["r_min_default", "r_max_default", "r_mean_default"]
+    base = corr[corr[by] == reference].groupby(keys, sort=False)["r"].agg(["min", "max", "mean"])
+    base.columns = [f"r_min_{reference}", f"r_max_{reference}", f"r_mean_{reference}"]
+    low, high = base[f"r_min_{reference}"], base[f"r_max_{reference}"]
     frames = [base]
-    for epochs in [e for e in corr.umap_epochs.unique() if e != default]:
-        mean = corr[corr.umap_epochs == epochs].groupby(keys, sort=False)["r"].mean().rename(f"r_mean_{epochs}")
-        inside = (mean >= base["r_min_default"] - 1e-12) & (mean <= base["r_max_default"] + 1e-12)
-        frames += [mean, inside.rename(f"within_{epochs}")]
+    for variant in [v for v in corr[by].unique() if v != reference]:
+        mean = corr[corr[by] == variant].groupby(keys, sort=False)["r"].mean().rename(f"r_mean_{variant}")
+        inside = (mean >= low - 1e-12) & (mean <= high + 1e-12)
+        frames += [mean, inside.rename(f"within_{variant}")]
     return pd.concat(frames, axis=1).reset_index()
 
 
@@ -110,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     embeddings, labels, probes = milestone_embeddings(args.scale, args.methods.split(","))
     lengths = [None, *(int(e) for e in args.epochs.split(","))]
     seeds = [int(s) for s in args.seeds.split(",")]
-    others = [max(seeds) + 1 + i for i in range(len(seeds))]
+    others = control_seeds(seeds)
     tasks = [(key, s, e) for key in embeddings for s in seeds for e in lengths]
     tasks += [(key, s, CONTROL) for key in embeddings for s in others]
     n = len(next(iter(embeddings.values())))
