@@ -263,3 +263,28 @@ def test_a_presets_own_learning_rate_applies_to_its_method_only():
         SSLPreset(ssl.SSLConfig(), method_lr=(("simsiam", 0.0),))
     with pytest.raises(ValueError):
         SSLPreset(ssl.SSLConfig(), method_lr=(("no-such-method", 0.1),))
+
+
+def test_a_presets_own_length_stretches_the_milestones_for_its_method_only():
+    """The quick preset trains SimSiam twice as long: its milestones are the base's at the same fractions (each
+    doubled), the other methods keep the base; a new length given to get_config stretches them the same way, and
+    a bad entry is refused when the preset is built."""
+    from benthic.ssl.config import QUICK_EPOCHS, QUICK_MILESTONES, QUICK_SIMSIAM_EPOCHS, SSLPreset, stretch_milestones
+
+    assert QUICK_SIMSIAM_EPOCHS == 2 * QUICK_EPOCHS
+    simsiam, simclr = ssl.get_config("quick", "simsiam"), ssl.get_config("quick", "simclr")
+    assert simsiam.epochs == QUICK_SIMSIAM_EPOCHS and simclr.epochs == QUICK_EPOCHS
+    assert simsiam.milestone_epochs() == tuple(2 * m for m in QUICK_MILESTONES)
+    assert simclr.milestone_epochs() == QUICK_MILESTONES
+    # rounded half up, duplicates merged: 0, 1, 2, 3, 4 of 4 epochs at 6 -> 0, 1.5, 3, 4.5, 6 -> 0, 2, 3, 5, 6
+    assert stretch_milestones((0, 1, 2, 3, 4), 4, 6) == (0, 2, 3, 5, 6)
+    assert stretch_milestones((0, 1, 2, 3, 4), 4, 2) == (0, 1, 2)
+    shorter = ssl.get_config("quick", "simsiam", epochs=12)
+    assert shorter.milestone_epochs() == stretch_milestones(simsiam.milestones, 48, 12) == (0, 1, 2, 3, 5, 6, 9, 12)
+    assert ssl.get_config("quick", "simsiam", epochs=12, milestones=(0, 12)).milestone_epochs() == (0, 12)
+    with pytest.raises(ValueError, match="positive"):
+        SSLPreset(ssl.SSLConfig(), method_epochs=(("simsiam", 0),))
+    with pytest.raises(ValueError, match="whole epochs"):
+        SSLPreset(ssl.SSLConfig(), method_epochs=(("simsiam", 2.5),))
+    with pytest.raises(ValueError, match="twice"):
+        SSLPreset(ssl.SSLConfig(), method_epochs=(("simsiam", 2), ("simsiam", 3)))

@@ -117,29 +117,50 @@ class SSLConfig:
         return f"{self.method}-{self.dataset}-{self.backbone}-s{self.seed}-{self.key()}"
 
 
+def stretch_milestones(milestones: tuple[int, ...], epochs: int, new_epochs: int) -> tuple[int, ...]:
+    """`milestones` of an `epochs`-long run at the same fractions of a `new_epochs`-long one (rounded half up,
+    duplicates merged), so a longer run keeps its milestones' spacing."""
+    return tuple(sorted({(2 * m * new_epochs + epochs) // (2 * epochs) for m in milestones}))
+
+
+def _check_pairs(name: str, pairs: tuple[tuple[str, float], ...]) -> None:
+    """Refuse (method, value) pairs that name a method twice, an unknown method, or a value that is not positive."""
+    names = [method for method, _ in pairs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{name} names a method twice: {names}")
+    for method, value in pairs:
+        method_spec(method)
+        if not value > 0:
+            raise ValueError(f"{name} of {method} must be positive, got {value}")
+
+
 @dataclass(frozen=True)
 class SSLPreset:
     """A scale's SSL settings for every method: `base` with the method set, with the method's paper epochs (from
-    the method registry) when `paper_epochs`, and with a learning rate of this preset's own for the methods in
-    `method_lr` ((method, lr) pairs: a downscaled run may need another rate than the paper's)."""
+    the method registry) when `paper_epochs`, and with a learning rate or a length of this preset's own for the
+    methods in `method_lr` / `method_epochs` ((method, value) pairs: a downscaled run may need another rate or more
+    steps than the paper's). A method with epochs of its own gets the base's milestones stretched to its length."""
 
     base: SSLConfig
     paper_epochs: bool = False
     method_lr: tuple[tuple[str, float], ...] = ()
+    method_epochs: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self):
-        names = [method for method, _ in self.method_lr]
-        if len(set(names)) != len(names):
-            raise ValueError(f"method_lr names a method twice: {names}")
-        for method, lr in self.method_lr:
-            method_spec(method)
-            if not lr > 0:
-                raise ValueError(f"method_lr of {method} must be positive, got {lr}")
+        _check_pairs("method_lr", self.method_lr)
+        _check_pairs("method_epochs", self.method_epochs)
+        bad = [(m, e) for m, e in self.method_epochs if int(e) != e]
+        if bad:
+            raise ValueError(f"method_epochs must be whole epochs, got {bad}")
 
     def for_method(self, method: str) -> SSLConfig:
         """The SSLConfig of `method` at this preset."""
         spec = method_spec(method)
         changes = {"epochs": spec.paper_epochs} if self.paper_epochs else {}
+        epochs = dict(self.method_epochs).get(method)
+        if epochs is not None:
+            changes["epochs"] = int(epochs)
+            changes["milestones"] = stretch_milestones(self.base.milestones, self.base.epochs, int(epochs))
         lr = dict(self.method_lr).get(method)
         if lr is not None:
             changes["lr"] = lr
@@ -147,12 +168,16 @@ class SSLPreset:
 
 
 PRESETS: Registry[SSLPreset] = Registry("ssl", SSLPreset)
-# quick: 2-core CPU budget (about a minute per method in notebook 01): small CNN on 16 px views of a
-# 5 000-image stratified CIFAR subset, 16 epochs; dense early milestones. See notebooks/01. SimSiam at its paper lr
-# 0.06 barely moves in these 300 steps (kNN +0.012, its backbone's effective rank falling from 51 to 29);
-# benchmarks/simsiam_quick.py measured peak lr 0.3 best of 0.06, 0.3 and 1.0 (docs/methods.md#ssl-training-choices).
+# quick: 2-core CPU budget (a few minutes per method in notebook 01): small CNN on 16 px views of a 5 000-image
+# stratified CIFAR subset, 24 epochs (450 steps), SimSiam 48; dense early milestones. See notebooks/01. SimSiam at its
+# paper lr 0.06 barely moves in 300 steps (kNN +0.012, its backbone's effective rank falling from 51 to 29);
+# benchmarks/simsiam_quick.py measured peak lr 0.3 best of 0.06, 0.3 and 1.0. At 0.3 it still gained only +0.044 in
+# 16 epochs; it lacks steps: +0.089 at 32 epochs, +0.122 at 48, where SimCLR and MoCo-v2 gain +0.118 and +0.108 at
+# 24 (all measured from 16 px at one thread; docs/methods.md#ssl-training-choices).
 QUICK_SIMSIAM_LR = 0.3
-QUICK_MILESTONES = (0, 1, 2, 3, 4, 6, 9, 12, 16)
+QUICK_EPOCHS = 24
+QUICK_SIMSIAM_EPOCHS = 48
+QUICK_MILESTONES = (0, 1, 2, 4, 6, 9, 12, 18, 24)
 PRESETS.register(
     "smoke",
     SSLPreset(
@@ -173,7 +198,7 @@ PRESETS.register(
     SSLPreset(
         SSLConfig(
             backbone="small_cnn",
-            epochs=16,
+            epochs=QUICK_EPOCHS,
             milestones=QUICK_MILESTONES,
             batch_size=256,
             head_width=512,
@@ -183,6 +208,7 @@ PRESETS.register(
             scale="quick",
         ),
         method_lr=(("simsiam", QUICK_SIMSIAM_LR),),
+        method_epochs=(("simsiam", QUICK_SIMSIAM_EPOCHS),),
     ),
 )
 # gpu: one short GPU window (benchmarks/gpu_run.sh): the paper scale's CIFAR ResNet-18, batch 512 and the
@@ -220,5 +246,9 @@ PRESETS.register(
 
 
 def get_config(scale: str, method: str, **overrides) -> SSLConfig:
-    """The preset for (scale or preset name, method) with any fields overridden, e.g. dataset='cifar100'."""
-    return replace(PRESETS.get(scale).for_method(method), **overrides)
+    """The preset for (scale or preset name, method) with any fields overridden, e.g. dataset='cifar100'; a new
+    `epochs` without `milestones` stretches the preset's milestones to it (`stretch_milestones`)."""
+    config = PRESETS.get(scale).for_method(method)
+    if "epochs" in overrides and "milestones" not in overrides and config.milestones:
+        overrides["milestones"] = stretch_milestones(config.milestones, config.epochs, int(overrides["epochs"]))
+    return replace(config, **overrides)
