@@ -125,6 +125,27 @@ def test_progress_board_bars_follow_the_executed_copies(tmp_path):
     assert book.name not in board.bars
 
 
+def test_plain_progress_prints_a_line_per_finished_cell_without_cursor_codes(tmp_path, capsys):
+    """Output to a log (not a terminal): each finished cell prints one line, once, and nothing holds an escape."""
+    board = notebooks.ProgressBoard(tmp_path, enabled=True, plain=True)
+    book = notebooks.NOTEBOOK_DIR / "02_x.ipynb"
+    board.start(book)
+    board.poll()  # no executed copy yet: nothing to say
+    _write_executed(tmp_path / book.name, ["completed", "running", "pending"])
+    board.poll()
+    board.poll()  # no new cell finished: no new line
+    _write_executed(tmp_path / book.name, ["completed", "completed", "running"])
+    board.poll()
+    board.end(book, True, 3.0)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "02_x: 1/3 cells done; running: step_1()",
+        "02_x: 2/3 cells done; running: step_2()",
+        "02_x.ipynb done after 3 s",
+    ]
+    assert not board.bars and not board.shown
+
+
 def test_notebooks_run_two_at_a_time_by_default_on_a_multicore_cpu_scale_only():
     assert notebooks.default_jobs("quick", cores=2) == 2 and notebooks.default_jobs("smoke", cores=16) == 2
     assert notebooks.default_jobs("quick", cores=1) == 1

@@ -97,16 +97,21 @@ def cells_done(executed: Path) -> tuple[int, int, str]:
 
 class ProgressBoard:
     """One progress bar per notebook running side by side, drawn by this process from the executed copies the
-    silent child processes write (children drawing bars of their own would interleave on one terminal)."""
+    silent child processes write (children drawing bars of their own would interleave on one terminal). With
+    `plain` (output to a log file or CI, not a terminal) it prints a line each time a notebook finishes a cell
+    instead, since redrawn bars leave cursor codes in a log."""
 
-    def __init__(self, out_dir: Path, enabled: bool = True):
-        self.out_dir, self.enabled = out_dir, enabled
+    def __init__(self, out_dir: Path, enabled: bool = True, plain: bool = False):
+        self.out_dir, self.enabled, self.plain = out_dir, enabled, plain
         self.bars: dict[str, object] = {}
+        self.shown: dict[str, int] = {}  # plain: the cells done when each notebook's last line was printed
 
     def start(self, book: Path) -> None:
         """Remove `book`'s stale executed copy (its statuses would count as progress) and open its bar."""
         (self.out_dir / book.name).unlink(missing_ok=True)
-        if self.enabled:
+        if self.enabled and self.plain:
+            self.shown[book.name] = 0
+        elif self.enabled:
             slot = min(set(range(len(self.bars) + 1)) - {b.pos for b in self.bars.values()})
             self.bars[book.name] = tqdm(total=0, desc=book.stem, unit="cell", position=slot, leave=False)
 
@@ -115,14 +120,20 @@ class ProgressBoard:
         for name, bar in self.bars.items():
             self._update(bar, name)
             bar.refresh()
+        for name, shown in self.shown.items():
+            done, total, running = cells_done(self.out_dir / name)
+            if done > shown:
+                self.shown[name] = done
+                print(f"{Path(name).stem}: {done}/{total} cells done; running: {running[:60]}", flush=True)
 
     def end(self, book: Path, ok: bool, seconds: float) -> None:
         """Clear `book`'s bar and print a line above the others: done in how long, or failed."""
         bar = self.bars.pop(book.name, None)
+        self.shown.pop(book.name, None)
         if bar is not None:
             bar.close()
         line = f"{book.name} {'done' if ok else 'FAILED'} after {seconds:.0f} s"
-        if self.enabled:
+        if self.enabled and not self.plain:
             tqdm.write(line)
         else:
             print(line, flush=True)
@@ -272,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs > 1 and len(books) > 1:
         threads = max(1, (os.cpu_count() or 2) // args.jobs)
         print(f"benthic: {args.jobs} notebooks at a time, {threads} thread(s) each", flush=True)
-        board = ProgressBoard(out_dir, enabled=not args.no_progress)
+        board = ProgressBoard(out_dir, enabled=not args.no_progress, plain=not sys.stdout.isatty())
         failed = run_side_by_side(books, args.jobs, lambda book: _child(book, args, threads), seconds, board)
         if args.record_times:
             record_times(times_file, seconds, None if failed or not every else time.perf_counter() - total, args.jobs)
