@@ -172,8 +172,8 @@ PRESETS: Registry[SSLPreset] = Registry("ssl", SSLPreset)
 # stratified CIFAR subset, 24 epochs (450 steps), SimSiam 48; dense early milestones. See notebooks/01. SimSiam at its
 # paper lr 0.06 barely moves in 300 steps (kNN +0.012, its backbone's effective rank falling from 51 to 29);
 # benchmarks/simsiam_quick.py measured peak lr 0.3 best of 0.06, 0.3 and 1.0. At 0.3 it still gained only +0.044 in
-# 16 epochs; it lacks steps: +0.089 at 32 epochs, +0.122 at 48, where SimCLR and MoCo-v2 gain +0.118 and +0.108 at
-# 24 (all measured from 16 px at one thread; docs/methods.md#ssl-training-choices).
+# 16 epochs; it lacks steps (+0.089 at 32 epochs, +0.122 at 48 in the benchmark). Notebook 01 from a fresh clone of
+# fc70175: SimSiam +0.126 at 48 epochs, SimCLR +0.118 and MoCo-v2 +0.108 at 24 (docs/methods.md#ssl-training-choices).
 QUICK_SIMSIAM_LR = 0.3
 QUICK_EPOCHS = 24
 QUICK_SIMSIAM_EPOCHS = 48
