@@ -8,6 +8,14 @@ import os
 from benthic.errors import UserError
 
 CHOICES = ("auto", "cuda", "mps", "cpu")
+PRECISIONS = ("bf16", "fp32")
+
+
+def check_precision(precision: str) -> None:
+    """Refuse a precision other than bf16 autocast or fp32, naming the choices (training, the kNN monitor and
+    the label-free metrics' embeddings all take one)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be 'bf16' or 'fp32', got {precision!r}")
 
 
 def _mps_available() -> bool:

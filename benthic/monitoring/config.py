@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from benthic import metrics
+from benthic.device import check_precision
 from benthic.scales import settings_key
 
 METRIC_LABELS = {
@@ -56,8 +57,7 @@ class MonitorConfig:
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        check_precision(self.precision)
 
     def key(self) -> str:
         """Short hash of the settings (cache file suffix)."""

@@ -6,16 +6,9 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, fields, replace
 
+from benthic.device import check_precision
 from benthic.scales import Registry, check_scale
 from benthic.ssl.registry import method_spec
-
-PRECISIONS = ("bf16", "fp32")
-
-
-def check_precision(precision: str) -> None:
-    """Refuse a precision other than bf16 autocast or fp32, naming the choices."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be 'bf16' or 'fp32', got {precision!r}")
 
 
 def method_option_names(method: str) -> tuple[str, ...]:

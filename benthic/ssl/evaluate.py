@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 
 from benthic import io, paths
+from benthic.device import check_precision
 from benthic.probe import knn_accuracy
 from benthic.provenance import provenance
 from benthic.scales import Registry, Settings
-from benthic.ssl.config import SSLConfig, check_precision
+from benthic.ssl.config import SSLConfig
 from benthic.ssl.trainer import embed, load_encoder, milestone_epoch, read_milestone
 
 if TYPE_CHECKING:
