@@ -18,7 +18,13 @@ import time
 
 import numpy as np
 import pandas as pd
-from umap_epochs import CONTROL, UMAP_METRICS, compare, control_seeds  # benchmarks/, the script's own folder
+from umap_epochs import (  # benchmarks/, the script's own folder
+    CONTROL,
+    UMAP_METRICS,
+    compare,
+    control_seeds,
+    correlations,
+)
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -55,17 +61,6 @@ def _evaluate(z: np.ndarray, y: np.ndarray, train_z: np.ndarray, train_y: np.nda
     return {m: row[m] for m in (*ALL_METRICS, "lp_acc")}
 
 
-def correlations(rows: pd.DataFrame) -> pd.DataFrame:
-    """Pearson r of every metric with the probe accuracy, per method, precision and UMAP seed, w/ and w/o init."""
-    from benthic.monitoring.config import ALL_METRICS
-    from benthic.monitoring.tables import pearson_table
-
-    out = []
-    for (precision, seed), g in rows.assign(dataset="cifar10").groupby(["precision", "umap_seed"], sort=False):
-        out.append(pearson_table(g, ALL_METRICS, "lp_acc").assign(precision=precision, umap_seed=seed))
-    return pd.concat(out, ignore_index=True)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="quick")
@@ -74,6 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (seeded UMAP: one core)")
     args = parser.parse_args(argv)
     from joblib import Parallel, delayed
+
+    from benthic.monitoring.config import ALL_METRICS
 
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; scale {args.scale}", flush=True)
     zs, test_y, train_y, seconds = embeddings(args.scale, args.methods.split(","))
@@ -101,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     lp = rows[rows.umap_seed == seeds[0]].pivot_table(index=["method", "epoch"], columns="precision", values="lp_acc")
     print(f"\nprobe accuracy, bf16 - fp32 features: max |difference| {(lp['bf16'] - lp['fp32']).abs().max():.4f}")
-    table = compare(correlations(rows), by="precision", reference="fp32")
+    table = compare(correlations(rows, by="precision", metrics=ALL_METRICS), by="precision", reference="fp32")
     pd.set_option("display.width", 200)
     print(
         f"\nTable I cells: r over UMAP seeds {seeds} from float32 embeddings, the bf16 seed-mean r and the control's "

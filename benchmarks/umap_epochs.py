@@ -66,15 +66,14 @@ def milestone_embeddings(scale: str, methods: list[str]) -> tuple[dict, np.ndarr
     return embeddings, test_y, pd.concat(probes, ignore_index=True)
 
 
-def correlations(rows: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
-    """Pearson r of each UMAP metric with the probe accuracy, per method, UMAP length and seed, w/ and w/o init."""
+def correlations(rows: pd.DataFrame, by: str = "umap_epochs", metrics: tuple[str, ...] = UMAP_METRICS) -> pd.DataFrame:
+    """Pearson r of each of `metrics` with the probe accuracy (`lp_acc` in `rows`), per method, variant (column
+    `by`) and UMAP seed, w/ and w/o init."""
     from benthic.monitoring.tables import pearson_table
 
-    df = rows.merge(probes, on=["method", "epoch"]).assign(dataset="cifar10")
     out = []
-    for (epochs, seed), g in df.groupby(["umap_epochs", "umap_seed"], sort=False):
-        t = pearson_table(g, UMAP_METRICS, "lp_acc")
-        out.append(t.assign(umap_epochs=epochs, umap_seed=seed))
+    for (variant, seed), g in rows.assign(dataset="cifar10").groupby([by, "umap_seed"], sort=False):
+        out.append(pearson_table(g, metrics, "lp_acc").assign(**{by: variant, "umap_seed": seed}))
     return pd.concat(out, ignore_index=True)
 
 
@@ -143,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print("\nseconds per milestone evaluation (median; UMAP dominates):")
     print(rows.groupby("umap_epochs", sort=False)["seconds"].median().round(2).to_string())
-    table = compare(correlations(rows, probes))
+    table = compare(correlations(rows.merge(probes, on=["method", "epoch"])))
     pd.set_option("display.width", 200)
     print(
         f"\nTable I cells of the UMAP metrics: r over UMAP seeds {seeds} at the default length, and the seed-mean r "
