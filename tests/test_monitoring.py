@@ -431,3 +431,26 @@ def test_bf16_precision_embeds_test_and_probe_images_in_bf16(tmp_path, monkeypat
     assert bf16.key() != MonitorConfig(n_neighbors=15).key()  # cached fp32 metrics are never read back as bf16
     with pytest.raises(ValueError, match="precision"):
         MonitorConfig(precision="fp16")
+
+
+def test_the_first_training_seed_trains_last_and_jobs_keep_method_seed_order(monkeypatch):
+    """Notebook 02 trains the seeds notebook 01 does not need first (01 trains the first seed beside it), yet its
+    evaluation jobs, and so Table I's rows, stay in (method, seed) order with each run's own milestones."""
+    from benthic import ssl
+    from benthic.data import cifar
+    from benthic.monitoring import runs
+
+    trained = []
+
+    def fake_train(config):
+        trained.append((config.method, config.seed))
+        return [f"{config.method}-{config.seed}"]
+
+    labels = np.repeat(np.arange(10), 600)
+    monkeypatch.setattr(ssl, "train_milestones", fake_train)
+    monkeypatch.setattr(cifar, "load_cifar", lambda dataset, split: (np.zeros((len(labels), 1)), labels))
+    jobs = runs.trained_runs("quick", ["simsiam", "simclr"], "cifar10", seeds=(0, 1, 2))
+    assert trained == [("simsiam", 1), ("simsiam", 2), ("simclr", 1), ("simclr", 2), ("simsiam", 0), ("simclr", 0)]
+    metas = [(job[3]["method"], job[3]["seed"]) for job in jobs]
+    assert metas == [("simsiam", 0), ("simsiam", 1), ("simsiam", 2), ("simclr", 0), ("simclr", 1), ("simclr", 2)]
+    assert [job[0] for job in jobs] == [[f"{m}-{s}"] for m, s in metas]

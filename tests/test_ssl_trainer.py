@@ -115,6 +115,67 @@ def test_milestone_hook_sees_each_encoder_in_memory_and_changes_nothing(monkeypa
         assert all(torch.equal(v, seen[ssl.milestone_epoch(q)][k]) for k, v in loaded.items())
 
 
+_TRAIN_ONE_RUN = """
+import sys
+from benthic import ssl
+from benthic.ssl import trainer
+from test_ssl_trainer import smoke, tiny_images
+
+build = trainer.build_method
+trainer.build_method = lambda config: print("TRAINING", flush=True) or build(config)
+print("READY", flush=True)
+sys.stdin.readline()  # the test's go: both processes reach the run at once
+paths = ssl.train_milestones(smoke(), images=tiny_images(), out=sys.argv[1])
+print("PATHS", *[p.name for p in paths], flush=True)
+"""
+
+
+def test_two_processes_on_one_run_folder_train_it_once(tmp_path):
+    """Notebooks side by side may ask for the same run: the second waits for the first's lock, then reuses its
+    milestones instead of training them again. Both processes start on the run at once, so without the lock
+    both would print TRAINING."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from filelock import FileLock
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"}
+    held = FileLock(folder / trainer.LOCK_NAME)
+    held.acquire()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _TRAIN_ONE_RUN, str(folder)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:  # each has imported torch and waits for the go
+        assert proc.stdout.readline().strip() == "READY"
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    held.release()
+    outputs = [proc.communicate(timeout=300)[0].split("\n") for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs)
+    assert sum(line == "TRAINING" for out in outputs for line in out) == 1
+    names = {line for out in outputs for line in out if line.startswith("PATHS")}
+    assert names == {"PATHS epoch0000.pt epoch0001.pt epoch0002.pt epoch0003.pt"}
+
+
+def test_no_lock_under_torchrun(monkeypatch, tmp_path):
+    """torchrun's ranks train one folder together, so none of them takes the lock (they would wait on each other)."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert not hasattr(trainer.run_lock(tmp_path / "run"), "acquire")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert hasattr(trainer.run_lock(tmp_path / "run"), "acquire")
+
+
 def test_nonfinite_loss_stops_and_keeps_last_good_milestone(monkeypatch, tmp_path):
     monkeypatch.setenv("BENTHIC_RUNS", str(tmp_path))
     spec = ssl.METHODS["simclr"]  # 4 steps per epoch: dies in epoch 2

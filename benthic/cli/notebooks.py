@@ -18,9 +18,11 @@ from benthic.scales import SCALES, check_scale
 
 NOTEBOOK_DIR = ROOT / "notebooks"
 KERNEL_NAME = "benthic"
-# notebooks that reuse what another one writes (milestones, cached features) start after it when run side by side;
-# each still runs alone (it computes what is missing), so this only avoids doing the same work twice at once
-AFTER = {"02": ("01",), "05": ("04",), "06": ("04",), "07": ("04",)}
+# notebooks that reuse what another one writes (cached features) start after it when run side by side; each still
+# runs alone (it computes what is missing), so this only avoids doing the same work twice at once. 02 and 01 both
+# need the first training seed's runs and may start together: a lock on each run folder has one train it, the
+# other reuse it (02 trains its other seeds first)
+AFTER = {"05": ("04",), "06": ("04",), "07": ("04",)}
 TIMES_FILE = "run_times.csv"  # each notebook's wall seconds of its last run, in the scale's figures folder
 
 
@@ -186,6 +188,30 @@ def run_side_by_side(
     return failed
 
 
+def start_order(books: list[Path], seconds: dict[str, float]) -> list[Path]:
+    """`books` in the order to start them side by side: longest first, by a notebook's recorded seconds plus those
+    of the longest chain of notebooks waiting on it (AFTER), so that no long notebook starts late and ends the run
+    alone; unrecorded notebooks count as 0 s, ties keep number order."""
+    numbers = {_number(b) for b in books}
+    own = {_number(b): seconds.get(b.name, 0.0) for b in books}
+
+    def chain(number: str) -> float:
+        waiting = [n for n in numbers if number in AFTER.get(n, ())]
+        return own[number] + max((chain(n) for n in waiting), default=0.0)
+
+    return sorted(books, key=lambda b: -chain(_number(b)))
+
+
+def recorded_seconds(path: Path) -> dict[str, float]:
+    """Each notebook's wall seconds of its last recorded run (`record_times`), empty when there is no record."""
+    import pandas as pd
+
+    if not path.exists():
+        return {}
+    times = pd.read_csv(path)
+    return dict(zip(times.notebook, times.seconds.astype(float)))
+
+
 def record_times(path: Path, seconds: dict[str, float], total: float | None, jobs: int) -> Path:
     """Keep each notebook's wall seconds of this run in `path` (CSV: notebook, seconds, jobs, commit, date,
     machine), replacing the rows of the notebooks run now and keeping the others; with `total` (every notebook
@@ -284,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         threads = max(1, (os.cpu_count() or 2) // args.jobs)
         print(f"benthic: {args.jobs} notebooks at a time, {threads} thread(s) each", flush=True)
         board = ProgressBoard(out_dir, enabled=not args.no_progress, plain=not sys.stdout.isatty())
-        failed = run_side_by_side(books, args.jobs, lambda book: _child(book, args, threads), seconds, board)
+        order = start_order(books, recorded_seconds(times_file))
+        failed = run_side_by_side(order, args.jobs, lambda book: _child(book, args, threads), seconds, board)
         if args.record_times:
             record_times(times_file, seconds, None if failed or not every else time.perf_counter() - total, args.jobs)
         if failed:

@@ -201,17 +201,21 @@ def monitor_ssl_runs(
 
 def trained_runs(scale: str, methods: list[str], dataset: str, seeds: tuple[int, ...], device=None) -> list[tuple]:
     """Each (method, training seed) run of the scale, trained if its milestones are not on disk, as an evaluation
-    job: (milestone paths, the run's training images and labels, meta with method, dataset and seed)."""
+    job: (milestone paths, the run's training images and labels, meta with method, dataset and seed), in
+    (method, seed) order. The first seed trains last: notebook 01, running beside, trains that one meanwhile."""
     from benthic.data.cifar import load_cifar
     from benthic.ssl import get_config, train_milestones
 
     all_train_x, all_train_y = load_cifar(dataset, "train")
+    runs = [(m, s) for m in methods for s in seeds]
+    paths = {}
+    for method, seed in sorted(runs, key=lambda run: run[1] == seeds[0]):  # a stable sort: only the first seed moves
+        paths[method, seed] = train_milestones(get_config(scale, method, dataset=dataset, device=device, seed=seed))
     jobs = []
-    for method, seed in ((m, s) for m in methods for s in seeds):
+    for method, seed in runs:
         ssl_config = get_config(scale, method, dataset=dataset, device=device, seed=seed)
-        paths = train_milestones(ssl_config)
         train_x, train_y = take_stratified(all_train_x, all_train_y, ssl_config.train_subset, ssl_config.seed)
-        jobs.append((paths, train_x, train_y, {"method": method, "dataset": dataset, "seed": seed}))
+        jobs.append((paths[method, seed], train_x, train_y, {"method": method, "dataset": dataset, "seed": seed}))
     return jobs
 
 

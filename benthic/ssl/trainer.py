@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from filelock import FileLock
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -35,6 +36,7 @@ from benthic.ssl.config import SSLConfig, get_config
 from benthic.ssl.registry import method_spec
 
 CHECKPOINT_FORMAT = "benthic-ssl-milestone-1"
+LOCK_NAME = ".training.lock"  # in the run folder, beside the milestones (run_lock)
 Images = np.ndarray | Collection
 """What a run trains on: uint8 NHWC images in memory, or a collection streamed from disk."""
 
@@ -287,9 +289,33 @@ def train_milestones(
     `config.batch_size` is split over the processes.
     on_milestone(epoch, encoder): called on rank 0 for every milestone in epoch order (those already on
     disk first, loaded), with a frozen copy of the encoder as `load_encoder` gives it; the training RNG
-    state is restored afterwards, so a monitored run is bit-identical to an unmonitored one."""
+    state is restored afterwards, so a monitored run is bit-identical to an unmonitored one.
+    One process at a time trains a folder (`run_lock`): a second one waits, then reuses what the first saved."""
     config = _named(config, images)
     folder = Path(out) if out is not None else run_dir(config)
+    with run_lock(folder):
+        return _train(config, folder, images, stop_after, on_milestone, workers)
+
+
+def run_lock(folder: Path) -> FileLock | nullcontext:
+    """A lock on a run folder, held while one process trains it: notebooks side by side (01 and 02 both need the
+    first seed's run) then train it once, not twice at once. The system releases it if the process dies. Under
+    torchrun (or any process group already joined) the ranks train one folder together, so they take none."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or (dist.is_available() and dist.is_initialized()):
+        return nullcontext()
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(folder / LOCK_NAME)
+
+
+def _train(
+    config: SSLConfig,
+    folder: Path,
+    images: Images | None,
+    stop_after: int | None,
+    on_milestone: OnMilestone | None,
+    workers: int,
+) -> list[Path]:
+    """The body of `train_milestones`, for a config named after its images and the run folder."""
     epochs = config.milestone_epochs()
     paths = [folder / f"epoch{e:04d}.pt" for e in epochs]
     done, ckpt = _resume_point(folder, paths, config)
