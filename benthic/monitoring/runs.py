@@ -207,13 +207,12 @@ def trained_runs(scale: str, methods: list[str], dataset: str, seeds: tuple[int,
     from benthic.ssl import get_config, train_milestones
 
     all_train_x, all_train_y = load_cifar(dataset, "train")
-    runs = [(m, s) for m in methods for s in seeds]
+    configs = {(m, s): get_config(scale, m, dataset=dataset, device=device, seed=s) for m in methods for s in seeds}
     paths = {}
-    for method, seed in sorted(runs, key=lambda run: run[1] == seeds[0]):  # a stable sort: only the first seed moves
-        paths[method, seed] = train_milestones(get_config(scale, method, dataset=dataset, device=device, seed=seed))
+    for run in sorted(configs, key=lambda run: run[1] == seeds[0]):  # a stable sort: only the first seed moves
+        paths[run] = train_milestones(configs[run])
     jobs = []
-    for method, seed in runs:
-        ssl_config = get_config(scale, method, dataset=dataset, device=device, seed=seed)
+    for (method, seed), ssl_config in configs.items():
         train_x, train_y = take_stratified(all_train_x, all_train_y, ssl_config.train_subset, ssl_config.seed)
         jobs.append((paths[method, seed], train_x, train_y, {"method": method, "dataset": dataset, "seed": seed}))
     return jobs

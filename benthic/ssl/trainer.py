@@ -300,8 +300,9 @@ def train_milestones(
 def run_lock(folder: Path) -> FileLock | nullcontext:
     """A lock on a run folder, held while one process trains it: notebooks side by side (01 and 02 both need the
     first seed's run) then train it once, not twice at once. The system releases it if the process dies. Under
-    torchrun (or any process group already joined) the ranks train one folder together, so they take none."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or (dist.is_available() and dist.is_initialized()):
+    torchrun (or in a process group of several already joined) the ranks train one folder together, so they take
+    none."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or world_size() > 1:
         return nullcontext()
     folder.mkdir(parents=True, exist_ok=True)
     return FileLock(folder / LOCK_NAME)
