@@ -59,16 +59,16 @@ def test_side_by_side_runner_respects_dependencies_and_stops_after_a_failure():
 
 
 def test_longest_chains_start_first_and_dependants_still_wait(tmp_path, monkeypatch):
-    """With fc70175's recorded seconds (machine B), 02 starts first, then 04, whose chain (04 then 06) outlasts
-    01; on a simulated clock the two slots then finish at 2576 s (hand-computed), where that run took 2858 s
-    in number order with 02 after 01."""
+    """With fc70175's recorded seconds (machine B), 01 starts first (02 reuses its runs: their chain is 895 + 1963
+    s) beside 02, then 04, whose chain (04 then 06) outlasts the rest; on a simulated clock the two slots then finish
+    at 2576 s (hand-computed), where that run took 2858 s in number order with 02 after 01."""
     names = ("00", "01", "02", "03", "04", "05", "06", "07")
     took = dict(zip(names, (20, 895, 1963, 275, 523, 494, 791, 119)))
     books = [notebooks.NOTEBOOK_DIR / f"{n}_x.ipynb" for n in names]
     path = tmp_path / notebooks.TIMES_FILE
     notebooks.record_times(path, {b.name: took[b.name[:2]] for b in books}, 2858.0, jobs=2)
     order = notebooks.start_order(books, notebooks.recorded_seconds(path))
-    assert [b.name[:2] for b in order] == ["02", "04", "01", "06", "05", "03", "07", "00"]
+    assert [b.name[:2] for b in order] == ["01", "02", "04", "06", "05", "03", "07", "00"]
     assert notebooks.start_order(books, {}) == books  # nothing recorded: number order
     assert notebooks.recorded_seconds(tmp_path / "none.csv") == {}
 
@@ -92,7 +92,19 @@ def test_longest_chains_start_first_and_dependants_still_wait(tmp_path, monkeypa
     begun = clock["begun"]
     ends = {n: begun[n] + took[n] for n in names}
     assert all(begun[n] >= ends["04"] for n in ("05", "06", "07"))
+    assert begun["01"] == begun["02"] == 0
     assert 2576 <= max(ends.values()) <= 2576 + 8  # up to one simulated second lost per start
+
+
+def test_01_starts_beside_02_even_when_its_own_seconds_rank_it_late():
+    """797082e's recorded seconds rank 01 (861 s) below 04's chain (496 + 870) and 06 (870): ordered by AFTER alone,
+    01 started third and 02 waited on its first seed's runs (a847f7e: 02 took 2779 s instead of 2358). 02 reuses
+    01's runs, so 01 starts beside it."""
+    names = ("00", "01", "02", "03", "04", "05", "06", "07")
+    took = dict(zip(names, (17, 861, 2358, 246, 496, 533, 870, 138)))
+    books = [notebooks.NOTEBOOK_DIR / f"{n}_x.ipynb" for n in names]
+    order = notebooks.start_order(books, {b.name: took[b.name[:2]] for b in books})
+    assert [b.name[:2] for b in order] == ["01", "02", "04", "06", "05", "03", "07", "00"]
 
 
 def test_run_times_keep_other_notebooks_rows_and_the_whole_run(tmp_path):

@@ -23,6 +23,9 @@ KERNEL_NAME = "benthic"
 # need the first training seed's runs and may start together: a lock on each run folder has one train it, the
 # other reuse it (02 trains its other seeds first)
 AFTER = {"05": ("04",), "06": ("04",), "07": ("04",)}
+# notebooks that reuse another's work without waiting for it: 02 trains the first seed's runs last, each under its
+# run folder's lock, so 01 should be training them by then; start_order counts 02 in 01's chain
+REUSES = {"02": ("01",)}
 TIMES_FILE = "run_times.csv"  # each notebook's wall seconds of its last run, in the scale's figures folder
 
 
@@ -190,13 +193,14 @@ def run_side_by_side(
 
 def start_order(books: list[Path], seconds: dict[str, float]) -> list[Path]:
     """`books` in the order to start them side by side: longest first, by a notebook's recorded seconds plus those
-    of the longest chain of notebooks waiting on it (AFTER), so that no long notebook starts late and ends the run
-    alone; unrecorded notebooks count as 0 s, ties keep number order."""
+    of the longest chain of notebooks waiting on it (AFTER) or reusing its work (REUSES), so that no long notebook
+    starts late and ends the run alone, and 01 trains the first seed while 02 trains the others; unrecorded notebooks
+    count as 0 s, ties keep number order."""
     numbers = {_number(b) for b in books}
     own = {_number(b): seconds.get(b.name, 0.0) for b in books}
 
     def chain(number: str) -> float:
-        waiting = [n for n in numbers if number in AFTER.get(n, ())]
+        waiting = [n for n in numbers if number in AFTER.get(n, ()) + REUSES.get(n, ())]
         return own[number] + max((chain(n) for n in waiting), default=0.0)
 
     return sorted(books, key=lambda b: -chain(_number(b)))
