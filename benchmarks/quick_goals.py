@@ -85,13 +85,16 @@ def notebook_times(path: Path) -> str:
     return f"{head}; per notebook: {per}"
 
 
-def knn_gains(path: Path) -> tuple[dict[str, float], str]:
-    """Each method's last-milestone kNN top-1 minus its initialisation's, and the file's commit and date."""
-    data = json.loads(path.read_text())
-    df = pd.DataFrame(data["milestones"]).sort_values("epoch")
-    gains = {m: float(g.knn_top1.iloc[-1] - g.knn_top1.iloc[0]) for m, g in df.groupby("method", sort=False)}
-    prov = data["provenance"]
-    return gains, f"commit {prov['commit'][:7]}, {prov['date']}"
+def record_stamp(record: dict) -> str:
+    """The commit and date of a notebook-01 results record (benthic.ssl.evaluate.save_results)."""
+    prov = record["provenance"]
+    return f"commit {prov['commit'][:7]}, {prov['date']}"
+
+
+def knn_gains(record: dict) -> dict[str, float]:
+    """Each method's last-milestone kNN top-1 minus its initialisation's, in a notebook-01 results record."""
+    df = pd.DataFrame(record["milestones"]).sort_values("epoch")
+    return {m: float(g.knn_top1.iloc[-1] - g.knn_top1.iloc[0]) for m, g in df.groupby("method", sort=False)}
 
 
 def suite_seconds(commit: str | None = None) -> tuple[float, float]:
@@ -121,16 +124,14 @@ def suite_seconds(commit: str | None = None) -> tuple[float, float]:
     return float(suite), float(layout)
 
 
-def training_floor(path: Path, seeds: int, cores: int) -> tuple[float, float, str]:
-    """The core-seconds one training seed of every method took in notebook 01 (its epochs' seconds times the torch
-    threads it ran with), the wall seconds `seeds` such seeds take on `cores` fully used cores (training alone, no
-    evaluation, no other notebook), and the record's commit, date, machine and threads."""
-    data = json.loads(path.read_text())
-    prov = data["provenance"]
+def training_floor(record: dict, seeds: int, cores: int) -> tuple[float, float, str]:
+    """The core-seconds one training seed of every method took in a notebook-01 results record (its epochs' seconds
+    times the torch threads it ran with), the wall seconds `seeds` such seeds take on `cores` fully used cores
+    (training alone, no evaluation, no other notebook), and the record's commit, date, machine and threads."""
+    prov = record["provenance"]
     threads = int(prov.get("torch_threads", 1))
-    per_seed = threads * sum(row["seconds"] for row in data["history"])
-    stamp = f"commit {prov['commit'][:7]}, {prov['date']}, {prov['device']}, {threads} thread(s)"
-    return per_seed, per_seed * seeds / cores, stamp
+    per_seed = threads * sum(row["seconds"] for row in record["history"])
+    return per_seed, per_seed * seeds / cores, f"{record_stamp(record)}, {prov['device']}, {threads} thread(s)"
 
 
 def layout_epochs_for(goal: float, suite: float, layout: float, epochs: int = 500) -> float:
@@ -148,19 +149,20 @@ def main(argv: list[str] | None = None) -> None:
     print(f"1. ./run_all.sh at the quick scale, all notebooks after setup: goal <= {GOALS['time']:.0f} s")
     print(f"   when set:  {AT_FILING['time']}")
     print(f"   today:     {notebook_times(ROOT / 'figures' / 'quick' / 'run_times.csv')}")
+    record = json.loads((ROOT / "results" / "ssl" / "quick_cifar10_cpu.json").read_text())
     seeds = len(SSL_RUNS.get("quick").seeds)
-    per_seed, floor, stamp = training_floor(ROOT / "results" / "ssl" / "quick_cifar10_cpu.json", seeds, CORES)
+    per_seed, floor, stamp = training_floor(record, seeds, CORES)
     print(
         f"   floor:     training alone, {per_seed:.0f} core-seconds per seed of the three methods (notebook 01: {stamp})"
         f" x {seeds} seeds / {CORES} cores = {floor:.0f} s before any evaluation or other notebook. Three seeds"
         " (Table I's own uncertainty) and these epochs (every method learning) come first, so the goal cannot hold:"
         " the budget is what the run takes."
     )
-    gains, stamp = knn_gains(ROOT / "results" / "ssl" / "quick_cifar10_cpu.json")
+    gains = knn_gains(record)
     print(f"\n2. notebook 01, kNN top-1 gain over the initialisation: goal >= {GOALS['knn']:.2f} for every method")
     print(f"   when set:  {', '.join(f'{m} {v}' for m, v in AT_FILING['knn'].items())}")
     met = all(v >= GOALS["knn"] for v in gains.values())
-    print(f"   today:     {', '.join(f'{m} {v:+.3f}' for m, v in gains.items())} ({stamp}); met: {met}")
+    print(f"   today:     {', '.join(f'{m} {v:+.3f}' for m, v in gains.items())} ({record_stamp(record)}); met: {met}")
     print(f"\n3. every metric of one 10 000 x 512 milestone, seeded, warm: goal <= {GOALS['suite']:.0f} s")
     print(f"   when set:  {AT_FILING['suite']}")
     if args.no_suite:

@@ -4,7 +4,6 @@ checked on hand-computed cases."""
 from __future__ import annotations
 
 import importlib.util
-import json
 
 import pytest
 
@@ -19,20 +18,18 @@ def quick_goals():
     return module
 
 
-def _record(tmp_path, seconds, threads):
+def _record(seconds, threads):
     prov = {"commit": "0123456789abcdef", "date": "2026-12-07", "device": "CPU x86_64 x2", "torch_threads": threads}
-    path = tmp_path / "quick.json"
-    path.write_text(json.dumps({"history": [{"seconds": s} for s in seconds], "provenance": prov}))
-    return path
+    return {"history": [{"seconds": s} for s in seconds], "provenance": prov}
 
 
-def test_training_floor_sums_the_epochs_core_seconds_over_seeds_and_cores(quick_goals, tmp_path):
+def test_training_floor_sums_the_epochs_core_seconds_over_seeds_and_cores(quick_goals):
     # epochs of 10 + 20 + 30 s at one thread: 60 core-seconds per seed; three seeds on two cores: 90 s
-    per_seed, floor, stamp = quick_goals.training_floor(_record(tmp_path, [10, 20, 30], 1), seeds=3, cores=2)
+    per_seed, floor, stamp = quick_goals.training_floor(_record([10, 20, 30], 1), seeds=3, cores=2)
     assert (per_seed, floor) == (60, 90)
     assert stamp == "commit 0123456, 2026-12-07, CPU x86_64 x2, 1 thread(s)"
     # the same epochs at two threads held two cores: twice the core-seconds
-    per_seed, floor, _ = quick_goals.training_floor(_record(tmp_path, [10, 20, 30], 2), seeds=3, cores=2)
+    per_seed, floor, _ = quick_goals.training_floor(_record([10, 20, 30], 2), seeds=3, cores=2)
     assert (per_seed, floor) == (120, 180)
 
 
